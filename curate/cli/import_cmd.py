@@ -1,0 +1,32 @@
+"""``curate import PATH``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from curate.cli import render
+
+
+def import_command(
+    path: Path = typer.Argument(..., help="Folder to import (Pascal VOC layout or LabelImg folder)."),
+    name: str = typer.Option(None, "--name", "-n", help="Dataset name (default: the folder's name)."),
+    fmt: str = typer.Option("auto", "--format", "-f", help="auto, voc or labelimg."),
+    source: str = typer.Option(None, "--source", help="Value of each sample's `source` (default: folder name)."),
+    on_error: str = typer.Option("skip", "--on-error", help="skip: list bad files in the report and go on; "
+                                 "fail: stop at the first one."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+) -> None:
+    """Import a folder of annotations into a FiftyOne dataset (re-running it resumes / updates)."""
+    from curate.ingest import import_folder
+
+    dataset_name = name or Path(path).resolve().name
+    report = import_folder(path, dataset_name=dataset_name, fmt=fmt, source=source, on_error=on_error,
+                           progress=progress)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render.import_report(report)

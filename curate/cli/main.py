@@ -1,0 +1,46 @@
+"""Entry point. Commands import their heavy dependencies inside the function, so ``curate --help``
+imports neither fiftyone nor torch."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from curate import __version__
+from curate.cli import demo_cmd, doctor_cmd, import_cmd, info_cmd
+from curate.errors import CurateError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="From messy box annotations to a trained, evaluated SSD detector.")
+app.command("import")(import_cmd.import_command)
+app.command("info")(info_cmd.info_command)
+app.command("doctor")(doctor_cmd.doctor_command)
+app.command("demo")(demo_cmd.demo_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"curate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each stage does."),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    try:
+        app()
+    except CurateError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

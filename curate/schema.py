@@ -1,0 +1,36 @@
+"""Every FiftyOne field, tag and ``dataset.info`` key that stages exchange, named once.
+
+Stages import these names; no other module spells a field name as a string literal.
+"""
+
+from __future__ import annotations
+
+# --- sample fields -------------------------------------------------------------------------------
+GROUND_TRUTH = "ground_truth"  # fo.Detections; None = never annotated, [] = annotated, no objects
+SOURCE = "source"  # str: the dataset the sample came from (folder name or --source)
+SOURCE_FORMAT = "source_format"  # str: reader that produced it ("voc", "labelimg", ...)
+ANNOTATION_PATH = "annotation_path"  # str: absolute path of the annotation file, None if unlabeled
+FINGERPRINT = "import_fingerprint"  # str: hash of annotation bytes + image size/mtime (idempotency)
+DECLARED_WIDTH = "declared_width"  # int: <size><width> written in the annotation file
+DECLARED_HEIGHT = "declared_height"  # int: <size><height> written in the annotation file
+DECLARED_DEPTH = "declared_depth"  # int: <size><depth> written in the annotation file
+IMPORT_ERRORS = "import_errors"  # list[str]: what went wrong with this sample at import
+# The real image size lives in FiftyOne's own `metadata` (fo.ImageMetadata), read from the file header.
+METADATA = "metadata"
+
+# --- per-box attributes on ground_truth detections ------------------------------------------------
+VOC_BOX_ATTRIBUTES = ("difficult", "truncated", "occluded")  # bool
+VOC_POSE = "pose"  # str
+
+# --- sample tags ---------------------------------------------------------------------------------
+SPLIT_TAGS = ("train", "val", "test")
+TAG_TRAINVAL = "trainval"  # listed in trainval.txt but in neither train.txt nor val.txt
+TAG_UNLABELED = "unlabeled"  # image with no annotation file
+TAG_MISSING_IMAGE = "missing_image"  # annotation whose image file is absent (annotation-only sample)
+TAG_UNREADABLE_IMAGE = "unreadable_image"  # image whose header cannot be parsed
+TAG_IMPORT_ERROR = "import_error"  # some boxes of the annotation could not be read
+# Samples with any of these tags must never reach a training view or be picked as a negative.
+UNUSABLE_TAGS = (TAG_MISSING_IMAGE, TAG_UNREADABLE_IMAGE, TAG_IMPORT_ERROR)
+
+# --- dataset.info keys ---------------------------------------------------------------------------
+INFO_IMPORT_REPORTS = "curate_import_reports"  # list of import reports (dicts), newest last

@@ -1,0 +1,59 @@
+"""Test isolation: tests never touch a user's datasets.
+
+Before FiftyOne is imported, point it at a private database: a fresh embedded database directory, or
+the server named by CURATE_TEST_DATABASE_URI (the scale-out test runs the import tests that way). A
+FIFTYONE_DATABASE_URI from the user's shell is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+os.environ.pop("FIFTYONE_DATABASE_URI", None)
+if os.environ.get("CURATE_TEST_DATABASE_URI"):
+    os.environ["FIFTYONE_DATABASE_URI"] = os.environ["CURATE_TEST_DATABASE_URI"]
+else:
+    os.environ["FIFTYONE_DATABASE_DIR"] = tempfile.mkdtemp(prefix="curate-test-db-")
+os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of a real dataset in ../shared/data, or skip the test saying why."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real dataset {name!r} not found at {path} (../shared/data is not present on this "
+                    "machine)")
+    return path
+
+
+@pytest.fixture
+def dataset_name(request):
+    """A unique dataset name, deleted after the test."""
+    name = f"test-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+    yield name
+    import fiftyone as fo
+
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+
+
+@pytest.fixture
+def curate_env():
+    """Environment for running `curate` in a subprocess against the same test database."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def curate_cmd():
+    return [sys.executable, "-m", "curate"]
