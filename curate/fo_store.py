@@ -10,6 +10,7 @@ see an ordinary dataset. This module is the only place that knows that shape.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 
 import bson
@@ -22,7 +23,9 @@ from curate.boxes import edges_to_relative_xywh
 from curate.formats.records import BoxRecord
 
 PIXEL_BOX = "pixel_box"  # absolute edges xyxy, only on boxes whose image size is unknown
-WRITE_BATCH = 1000  # documents per insert_many / bulk_write: few round trips, small messages
+# Documents per bulk_write: few round trips, small messages. Smaller batches only make an interrupted
+# import lose less (tests set it low to interrupt an import mid-way).
+WRITE_BATCH = int(os.environ.get("CURATE_WRITE_BATCH", "1000"))
 
 _IMPORT_FIELDS = {
     schema.SOURCE: fo.StringField,

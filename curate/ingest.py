@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Sequence
 
 from curate import schema
 from curate.errors import (AnnotationError, CurateError, ImageNotFoundError, ImportFailed,
@@ -38,20 +39,29 @@ class DuplicateAnnotationError(AnnotationError):
 
 
 def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", source: str | None = None,
-                  on_error: str = "skip", progress: bool | None = None) -> ImportReport:
-    """Import ``path`` into the dataset ``dataset_name`` (created if needed) and return the report."""
+                  on_error: str = "skip", image_dirs: Sequence[str | Path] = (),
+                  progress: bool | None = None) -> ImportReport:
+    """Import ``path`` into the dataset ``dataset_name`` (created if needed) and return the report.
+
+    ``image_dirs``: extra folders where the annotations' images are looked up.
+    """
     from curate import fo_store  # heavy: imports fiftyone
 
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise CurateError(f"{root}: not a folder; fix: pass the folder that holds the annotations")
+    image_dirs = [Path(p).expanduser().resolve() for p in image_dirs]
+    for folder in image_dirs:
+        if not folder.is_dir():
+            raise CurateError(f"--images {folder}: not a folder; fix: pass the folder holding the images")
     if on_error not in ON_ERROR_POLICIES:
         raise CurateError(f"--on-error {on_error!r}: choose one of {', '.join(ON_ERROR_POLICIES)}")
     fmt, reason = detect_format(root) if fmt == "auto" else (fmt, "chosen with --format")
     reader = get_reader(fmt)
     report = ImportReport(dataset=dataset_name, root=str(root), format=fmt, format_reason=reason,
                           pixel_convention=reader.CONVENTION.value, source=source or root.name,
-                          on_error=on_error, started_at=dt.datetime.now().isoformat(timespec="seconds"))
+                          on_error=on_error, image_dirs=[str(p) for p in image_dirs],
+                          started_at=dt.datetime.now().isoformat(timespec="seconds"))
     log.info("format %s: %s", fmt, reason)
     start = time.perf_counter()
     dataset = fo_store.load_or_create(dataset_name)
@@ -59,7 +69,7 @@ def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", sou
     stored = fo_store.stored_samples(dataset)
     writer = fo_store.BatchWriter(dataset)
     seen: dict[str, str | None] = {}
-    items = track(reader.read(root, report.source), total=reader.count(root),
+    items = track(reader.read(root, report.source, image_dirs), total=reader.count(root, image_dirs),
                   description=f"importing {root.name}", enabled=progress)
     try:
         for item in items:

@@ -20,6 +20,7 @@ class ImportReport:
     pixel_convention: str
     source: str
     on_error: str
+    image_dirs: list[str] = field(default_factory=list)
     started_at: str = ""
     seconds: float = 0.0
     samples_seen: int = 0

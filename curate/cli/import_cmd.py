@@ -14,6 +14,8 @@ def import_command(
     path: Path = typer.Argument(..., help="Folder to import (Pascal VOC layout or LabelImg folder)."),
     name: str = typer.Option(None, "--name", "-n", help="Dataset name (default: the folder's name)."),
     fmt: str = typer.Option("auto", "--format", "-f", help="auto, voc or labelimg."),
+    images: list[Path] = typer.Option(None, "--images", help="Extra folder to look for the annotations' "
+                                      "images in (repeatable); unclaimed images there import as unlabeled."),
     source: str = typer.Option(None, "--source", help="Value of each sample's `source` (default: folder name)."),
     on_error: str = typer.Option("skip", "--on-error", help="skip: list bad files in the report and go on; "
                                  "fail: stop at the first one."),
@@ -25,7 +27,7 @@ def import_command(
 
     dataset_name = name or Path(path).resolve().name
     report = import_folder(path, dataset_name=dataset_name, fmt=fmt, source=source, on_error=on_error,
-                           progress=progress)
+                           image_dirs=images or (), progress=progress)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

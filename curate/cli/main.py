@@ -30,8 +30,9 @@ def _version(value: bool) -> None:
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each stage does."),
           version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fiftyone").setLevel(level)  # it logs index conversions etc. at INFO
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Format readers, one module each. A reader module has ``NAME``, ``CONVENTION``, ``detect(path)``
-(a reason string when it recognises the folder, else None), ``count(path)`` (expected samples, for the
-progress bar) and ``read(path, source)`` (yields SampleRecord / SkippedFile).
+(a reason string when it recognises the folder, else None), ``count(path, image_dirs)`` (expected samples,
+for the progress bar) and ``read(path, source, image_dirs)`` (yields SampleRecord / SkippedFile);
+``image_dirs`` are extra folders to look for images in (``curate import --images``).
 
 Detection order matters: the most specific layout is tried first.
 """

@@ -28,3 +28,8 @@ def find_image_beside(directory: Path, stem: str) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def basename_of(filename: str) -> str:
+    """The file name in an annotation's ``<filename>``, which may be a Windows or POSIX path."""
+    return os.path.basename(filename.replace("\\", "/"))

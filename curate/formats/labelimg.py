@@ -2,8 +2,9 @@
 
 Coordinates are LabelImg's 0-based canvas edges (curate/boxes.py). Each XML's image is looked up, in
 order: ``<filename>`` in the XML's own folder; an image with the XML's stem in that folder; then a
-unique image with that file name (or stem) anywhere under the imported folder, preferring the one
-nearest to the XML. ``<path>`` is ignored: it names the annotator's machine, not this one.
+unique image with that file name (or stem) anywhere under the imported folder or the extra image
+folders given with ``--images``, preferring the one nearest to the XML. Images that no XML claims are
+imported as unlabeled samples. ``<path>`` is ignored: it names the annotator's machine, not this one.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from curate import schema
 from curate.boxes import PixelConvention
 from curate.errors import AnnotationError, ImageNotFoundError
-from curate.formats.files import is_image_name, walk_files
+from curate.formats.files import basename_of, is_image_name, walk_files
 from curate.formats.records import SampleRecord, SkippedFile
 from curate.formats.voc_xml import read_voc_xml
 
@@ -26,14 +27,16 @@ _SNIFF_FILES = 5  # XML files read to recognise the format
 _SNIFF_BYTES = 4096
 
 
-def _inventory(root: Path) -> tuple[list[Path], list[Path]]:
+def _inventory(root: Path, image_dirs: Sequence[Path] = ()) -> tuple[list[Path], list[Path]]:
     xmls, images = [], []
     for path in walk_files(root):
         if path.suffix.lower() == ".xml":
             xmls.append(path)
         elif is_image_name(path.name):
             images.append(path)
-    return xmls, images
+    for folder in image_dirs:
+        images.extend(p for p in walk_files(folder) if is_image_name(p.name))
+    return xmls, sorted(set(images))
 
 
 def _looks_like_voc_annotation(path: Path) -> bool:
@@ -58,8 +61,8 @@ def detect(path: Path) -> str | None:
     return None
 
 
-def count(path: Path) -> int:
-    xmls, images = _inventory(path)
+def count(path: Path, image_dirs: Sequence[Path] = ()) -> int:
+    xmls, images = _inventory(path, image_dirs)
     return max(len(images), len(xmls))
 
 
@@ -75,7 +78,7 @@ class _ImageIndex:
 
     def resolve(self, xml_path: Path, filename: str | None) -> Path | None:
         folder = xml_path.parent
-        name = os.path.basename(filename.replace("\\", "/")) if filename else None
+        name = basename_of(filename) if filename else None
         if name and (folder / name).is_file():
             return folder / name
         beside = [p for p in self.by_stem.get(xml_path.stem, ()) if p.parent == folder]
@@ -92,8 +95,9 @@ def _distance(a: Path, b: Path) -> int:
     return len(a.parts) + len(b.parts) - 2 * common
 
 
-def read(path: Path, source: str) -> Iterator[SampleRecord | SkippedFile]:
-    xmls, images = _inventory(path)
+def read(path: Path, source: str, image_dirs: Sequence[Path] = ()) -> Iterator[SampleRecord | SkippedFile]:
+    """Records for every XML under ``path`` and every image under ``path`` and ``image_dirs``."""
+    xmls, images = _inventory(path, image_dirs)
     index = _ImageIndex(images)
     claimed: set[Path] = set()
     for xml_path in xmls:
@@ -120,7 +124,7 @@ def _record_for_xml(xml_path: Path, index: _ImageIndex, source: str) -> SampleRe
     image = index.resolve(xml_path, ann.filename)
     errors = list(ann.errors)
     if image is None:
-        image = xml_path.parent / (ann.filename or f"{xml_path.stem}.jpg")
+        image = xml_path.parent / (basename_of(ann.filename) if ann.filename else f"{xml_path.stem}.jpg")
         errors.append(ImageNotFoundError(str(xml_path), "filename",
                                          f"image {ann.filename!r} not found beside the XML or "
                                          f"anywhere under the imported folder",

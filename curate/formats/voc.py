@@ -7,12 +7,12 @@ VOC folder itself or any parent with a single ``VOCdevkit/VOC20xx``-style folder
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from curate import schema
 from curate.boxes import PixelConvention
 from curate.errors import AnnotationError, ImageNotFoundError
-from curate.formats.files import find_image_beside, is_image_name
+from curate.formats.files import basename_of, find_image_beside, is_image_name
 from curate.formats.records import SampleRecord, SkippedFile
 from curate.formats.voc_xml import read_voc_xml
 
@@ -40,12 +40,13 @@ def detect(path: Path) -> str | None:
     return f"found Pascal VOC layout at {root} (Annotations/ and JPEGImages/)"
 
 
-def count(path: Path) -> int:
+def count(path: Path, image_dirs: Sequence[Path] = ()) -> int:
     root = find_voc_root(path)
     return 0 if root is None else sum(1 for _ in (root / "JPEGImages").iterdir())
 
 
-def read(path: Path, source: str) -> Iterator[SampleRecord | SkippedFile]:
+def read(path: Path, source: str, image_dirs: Sequence[Path] = ()) -> Iterator[SampleRecord | SkippedFile]:
+    """Records for ``path``'s VOC layout; images always come from JPEGImages/ (``image_dirs`` unused)."""
     root = find_voc_root(path)
     if root is None:
         raise FileNotFoundError(f"{path}: no Annotations/ and JPEGImages/ folders found")
@@ -73,7 +74,7 @@ def _record_for_xml(xml_path: Path, images_dir: Path, source: str) -> SampleReco
             return SkippedFile(str(xml_path), exc)
         return SampleRecord(filepath=str(image.resolve()), source=source, source_format=NAME,
                             annotation_path=str(xml_path.resolve()), errors=[exc])
-    image = images_dir / ann.filename if ann.filename else None
+    image = images_dir / basename_of(ann.filename) if ann.filename else None
     if image is None or not image.is_file():
         image = find_image_beside(images_dir, xml_path.stem) or image
     errors = list(ann.errors)

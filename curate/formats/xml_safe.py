@@ -14,6 +14,9 @@ from lxml import etree
 from curate.errors import MalformedXMLError, UnsafeXMLError
 
 _DTD_OR_ENTITY = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_DTD_OR_ENTITY_TEXT = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_WIDE_SNIFF_BYTES = 200  # NUL bytes this early mean a UTF-16/32 file
 
 _PARSER = etree.XMLParser(
     resolve_entities=False,
@@ -28,9 +31,18 @@ _PARSER = etree.XMLParser(
 UNSAFE_FIX = "remove the <!DOCTYPE>/<!ENTITY> declarations; annotation files need none"
 
 
+def _declares_dtd(data: bytes) -> bool:
+    if _DTD_OR_ENTITY.search(data):
+        return True
+    if data[:2] in _UTF16_BOMS or b"\x00" in data[:_WIDE_SNIFF_BYTES]:
+        return any(_DTD_OR_ENTITY_TEXT.search(data.decode(encoding, errors="ignore"))
+                   for encoding in ("utf-16", "utf-16-le", "utf-16-be"))
+    return False
+
+
 def parse_xml(data: bytes, path: str) -> etree._Element:
     """Root element of ``data``, or a typed error naming ``path``."""
-    if _DTD_OR_ENTITY.search(data):
+    if _declares_dtd(data):
         raise UnsafeXMLError(path, "<!DOCTYPE>", "the file declares a DTD or entities, which are "
                              "refused (XXE / entity-expansion protection)", UNSAFE_FIX)
     try:
