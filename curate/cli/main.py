@@ -4,6 +4,7 @@ imports neither fiftyone nor torch."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -32,7 +33,8 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what 
                                        help="Print the version and exit.")) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("fiftyone").setLevel(level)  # it logs index conversions etc. at INFO
+    # FiftyOne logs to stdout at INFO by default, which would corrupt `--json` output; read at its import.
+    os.environ.setdefault("FIFTYONE_LOGGING_LEVEL", logging.getLevelName(level))
 
 
 def main() -> None:
