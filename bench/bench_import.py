@@ -1,9 +1,7 @@
 """Benchmark: `curate import` vs FiftyOne's VOCDetectionDataset importer on the same VOC folder.
 
-    .venv/bin/python bench/bench_import.py [--images 5000] [--out DIR] [--keep] [--json FILE]
-
-Both run in one process against a fresh, throw-away FiftyOne database (never the user's), after a
-warm-up that starts mongod, with every image and XML file already in the page cache.
+Both run in one process on a fresh, throw-away FiftyOne database (never the user's), after a warm-up
+that starts mongod, with every file already in the page cache. Table on stderr, JSON on stdout/--json.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import time
 from pathlib import Path
 
 TARGET_RATIO = 2.0  # the issue's goal: at least twice FiftyOne's images/s
-IMAGE_WH = (640, 480)  # write_voc_folder's default size, checked against the stored metadata
+IMAGE_W, IMAGE_H = 640, 480  # pixels: the synthetic images, checked against curate's stored metadata
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,22 +54,30 @@ def prepare_folder(folder: Path, n: int) -> bool:
         return False
     from curate.synth import write_voc_folder
     print(f"writing {n} images to {folder} ...", file=sys.stderr)
-    write_voc_folder(folder, n, min_boxes=1, max_boxes=5)
+    write_voc_folder(folder, n, width=IMAGE_W, height=IMAGE_H, min_boxes=1, max_boxes=5)
     if not is_complete(folder, n):
         sys.exit(f"{folder} holds other files; pass an empty or new --out")
     return True
 
 
+def stop_database() -> None:
+    """Stop the embedded mongod and wait, so its folder can be deleted (no public FiftyOne call)."""
+    fodb = sys.modules.get("fiftyone.core.odm.database")  # None: FiftyOne never started
+    service = getattr(fodb, "_db_service", None)
+    if getattr(service, "child", None) is not None:
+        fodb._disconnect()
+        service.child.stdin.close()  # FiftyOne's service process then terminates mongod and exits
+        service.child.wait(timeout=60)
+
+
 def warm_file_cache(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            path.read_bytes()
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        path.read_bytes()
 
 
 def timed(fn, *args, **kwargs):
     start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - start
+    return fn(*args, **kwargs), time.perf_counter() - start
 
 
 def machine() -> dict:
@@ -93,9 +99,10 @@ def run(folder: Path, n: int) -> dict:
     warm_file_cache(folder)
     report, curate_s = timed(import_folder, folder, dataset_name="curate-bench", fmt="voc", progress=False)
     again, reimport_s = timed(import_folder, folder, dataset_name="curate-bench", fmt="voc", progress=False)
-    fo_ds, fo_s = timed(fo.Dataset.from_dir, dataset_dir=str(folder), dataset_type=fo.types.VOCDetectionDataset,
+    fo_ds, fo_s = timed(fo.Dataset.from_dir, dataset_dir=str(folder),
+                        dataset_type=fo.types.VOCDetectionDataset, name="fiftyone-bench",
                         data_path="JPEGImages", labels_path="Annotations",  # the Pascal VOC layout
-                        name="fiftyone-bench", label_field="ground_truth", progress=False)
+                        label_field="ground_truth", progress=False)
     checks = check(fo.load_dataset("curate-bench"), fo_ds, n)
     if again.added or again.updated or again.unchanged != n:
         sys.exit(f"re-import was not a no-op: {again.added} added, {again.updated} updated")
@@ -117,10 +124,11 @@ def check(curate_ds, fo_ds, n: int) -> dict:
     cur, fof = facts["curate"], facts["fiftyone"]
     if cur["samples"] != n or fof["samples"] != n or cur["boxes"] != fof["boxes"]:
         sys.exit(f"datasets differ: {facts}")
-    sizes = (set(curate_ds.distinct("metadata.width")), set(curate_ds.distinct("metadata.height")))
-    if cur["with_width_height"] != n or cur["with_size_bytes"] != n or sizes != ({IMAGE_WH[0]}, {IMAGE_WH[1]}):
+    sizes = (tuple(curate_ds.distinct("metadata.width")), tuple(curate_ds.distinct("metadata.height")))
+    if cur["with_width_height"] != n or cur["with_size_bytes"] != n or sizes != ((IMAGE_W,), (IMAGE_H,)):
         sys.exit(f"curate's samples lack true image sizes: {facts}, sizes {sizes}")
-    facts["fiftyone"]["image_files_read"] = fof["with_size_bytes"] > 0  # its width/height come from XML <size>
+    # FiftyOne copies width/height from each XML's <size>; size_bytes would show it opened the image
+    fof["image_files_read"] = fof["with_size_bytes"] > 0
     return facts
 
 
@@ -130,8 +138,8 @@ def print_table(result: dict) -> None:
     fo_rate = result["fiftyone"]["images_per_s"]
     print(f"{'tool':<24}{'seconds':>9}{'images/s':>10}{'ratio vs fiftyone':>19}", file=sys.stderr)
     for name, r in rows:
-        print(f"{name:<24}{r['seconds']:>9.2f}{r['images_per_s']:>10.0f}{r['images_per_s'] / fo_rate:>18.2f}x",
-              file=sys.stderr)
+        rate = r["images_per_s"]
+        print(f"{name:<24}{r['seconds']:>9.2f}{rate:>10.0f}{rate / fo_rate:>18.2f}x", file=sys.stderr)
     m = result["machine"]
     print(f"{result['images']} images; {m['nproc']} x {m['cpu']}; Python {m['python']}; "
           f"FiftyOne {m['fiftyone']}; target {TARGET_RATIO}x met: {result['target_met']}", file=sys.stderr)
@@ -139,6 +147,7 @@ def print_table(result: dict) -> None:
 
 def main() -> None:
     args = parse_args()
+    json_out, sys.stdout = sys.stdout, sys.stderr  # FiftyOne logs to stdout; only the JSON goes there
     db_dir = isolate_database()
     import curate  # noqa: F401  (before fiftyone: sets curate's FiftyOne environment defaults)
     folder = (args.out or Path(tempfile.gettempdir()) / f"curate-bench-voc-{args.images}").resolve()
@@ -148,12 +157,16 @@ def main() -> None:
         result = run(folder, args.images)
     finally:
         if not args.keep:
+            stop_database()
             shutil.rmtree(db_dir, ignore_errors=True)
             if created:
                 shutil.rmtree(folder, ignore_errors=True)
     print_table(result)
-    text = json.dumps(result, indent=2)
-    args.json.write_text(text + "\n") if args.json else print(text)
+    text = json.dumps(result, indent=2) + "\n"
+    if args.json:
+        args.json.write_text(text)
+    else:
+        json_out.write(text)
 
 
 if __name__ == "__main__":
