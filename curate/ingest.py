@@ -67,6 +67,7 @@ def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", sou
     dataset = fo_store.load_or_create(dataset_name)
     fo_store.declare_import_fields(dataset)
     stored = fo_store.stored_samples(dataset)
+    report.database_seconds = time.perf_counter() - start  # mongod start-up, schema, existing index
     writer = fo_store.BatchWriter(dataset)
     seen: dict[str, str | None] = {}
     items = track(reader.read(root, report.source, image_dirs), total=reader.count(root, image_dirs),

@@ -22,7 +22,8 @@ def import_report(report) -> None:
             ("samples with errors", report.samples_with_errors),
             ("files skipped", report.skipped_files),
             ("samples of this source no longer on disk (kept)", report.stale),
-            ("time", f"{report.seconds:.1f} s ({report.images_per_second:,.0f} images/s)")]
+            ("time", f"{report.seconds:.1f} s ({report.database_seconds:.1f} s database start-up, "
+                     f"then {report.images_per_second:,.0f} images/s)")]
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)

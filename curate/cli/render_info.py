@@ -21,8 +21,9 @@ def summary(s, plots) -> None:
         classes.add_row(f"... {len(s.classes) - CLASSES_SHOWN} more", "", "")
     console.print(classes)
     dist = Table("", *STAT_KEYS, title="distributions")
-    for label, stats in (("boxes per image", s.boxes_per_image), ("box width (px)", s.box_width_px),
-                         ("box height (px)", s.box_height_px), ("box area / image", s.box_area_fraction),
+    dist.columns[0].no_wrap = True
+    for label, stats in (("boxes/image", s.boxes_per_image), ("width px", s.box_width_px),
+                         ("height px", s.box_height_px), ("area/image", s.box_area_fraction),
                          ("aspect w/h", s.box_aspect_w_over_h)):
         if stats:
             dist.add_row(label, *[f"{stats[k]:.3g}" for k in STAT_KEYS])
