@@ -40,7 +40,7 @@ _DETECTION_ATTRIBUTES = {**{name: fo.BooleanField for name in schema.VOC_BOX_ATT
                          schema.VOC_POSE: fo.StringField}
 # Tags the importer owns: recomputed on re-import; any other tag (a user's, clean's) is kept.
 IMPORT_TAGS = frozenset({*schema.SPLIT_TAGS, schema.TAG_TRAINVAL, schema.TAG_UNLABELED,
-                         *schema.UNUSABLE_TAGS})
+                         schema.TAG_NEGATIVE, schema.TAG_QUERY, *schema.UNUSABLE_TAGS})
 
 
 def load_or_create(name: str) -> fo.Dataset:
@@ -59,6 +59,9 @@ def declare_import_fields(dataset: fo.Dataset) -> None:
             dataset.add_sample_field(name, field_type)
     if schema.IMPORT_ERRORS not in existing:
         dataset.add_sample_field(schema.IMPORT_ERRORS, fo.ListField, subfield=fo.StringField)
+    if schema.IMAGE_LABEL not in existing:
+        dataset.add_sample_field(schema.IMAGE_LABEL, fo.EmbeddedDocumentField,
+                                 embedded_doc_type=fo.Classification)
     if schema.GROUND_TRUTH not in existing:
         dataset.add_sample_field(schema.GROUND_TRUTH, fo.EmbeddedDocumentField,
                                  embedded_doc_type=fo.Detections)
@@ -100,6 +103,10 @@ def _detection_doc(box: BoxRecord, width: int | None, height: int | None) -> dic
     else:  # image size unknown (annotation-only sample): keep the pixels rather than lose the box
         doc[PIXEL_BOX] = list(box.box)
     return doc
+
+
+def classification_doc(label: str) -> dict:
+    return {"_id": bson.ObjectId(), "_cls": "Classification", "attributes": {}, "tags": [], "label": label}
 
 
 def image_metadata_doc(width: int, height: int, size_bytes: int, mime_type: str, channels: int) -> dict:

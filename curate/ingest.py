@@ -24,7 +24,7 @@ from curate import schema
 from curate.errors import (AnnotationError, CurateError, ImageNotFoundError, ImportFailed,
                            InvalidValueError, UnreadableImageError)
 from curate.formats import detect_format, get_reader
-from curate.formats.records import SampleRecord, SkippedFile
+from curate.formats.records import ReadContext, SampleRecord, SkippedFile
 from curate.imageinfo import ImageHeader, read_header
 from curate.progress import track
 from curate.report import STORED_REPORTS_MAX, ImportReport
@@ -70,13 +70,16 @@ def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", sou
     report.database_seconds = time.perf_counter() - start  # mongod start-up, schema, existing index
     writer = fo_store.BatchWriter(dataset)
     seen: dict[str, str | None] = {}
-    items = track(reader.read(root, report.source, image_dirs), total=reader.count(root, image_dirs),
+    ctx = ReadContext(source=report.source, image_dirs=tuple(image_dirs))
+    items = track(reader.read(root, ctx), total=reader.count(root, ctx),
                   description=f"importing {root.name}", enabled=progress)
     try:
         for item in items:
             _import_one(item, report, stored, writer, seen)
     finally:
         writer.flush()  # what was read is kept, so the same command resumes after a failure
+    report.reader_stats = dict(ctx.stats)
+    report.reader_notes = ctx.notes
     report.stale = sum(1 for fp, s in stored.items() if s.source == report.source and fp not in seen)
     report.seconds = time.perf_counter() - start
     report.completed = True
@@ -163,6 +166,7 @@ def _sample_fields(item: SampleRecord, header: ImageHeader | None) -> tuple[dict
         schema.METADATA: fo_store.image_metadata_doc(header.width, header.height, header.size_bytes,
                                                      header.mime_type, header.num_channels)
         if header else None,
+        schema.IMAGE_LABEL: fo_store.classification_doc(item.image_label) if item.image_label else None,
         schema.GROUND_TRUTH: None if item.boxes is None else fo_store.detections_doc(item.boxes, width,
                                                                                      height),
     }
@@ -188,7 +192,7 @@ def _check_size_known(item: SampleRecord, header: ImageHeader | None) -> None:
 
 
 def _fingerprint(item: SampleRecord, header: ImageHeader | None, tags: list[str]) -> str:
-    facts = [item.annotation_digest, item.source, header and (header.size_bytes, header.mtime_ns),
+    facts = [item.annotation_digest, item.image_label, item.source, header and (header.size_bytes, header.mtime_ns),
              tags, [str(e) for e in item.errors]]
     return hashlib.sha1(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 

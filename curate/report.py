@@ -37,6 +37,8 @@ class ImportReport:
     samples_with_errors: int = 0
     skipped_files: int = 0
     classes: dict[str, int] = field(default_factory=dict)
+    reader_stats: dict[str, int] = field(default_factory=dict)  # format-specific counts
+    reader_notes: dict[str, list] = field(default_factory=dict)  # format-specific lists (e.g. URLs)
     errors: list[dict] = field(default_factory=list)
     completed: bool = False
 
@@ -62,4 +64,5 @@ class ImportReport:
         stored = self.to_dict()
         stored["errors_omitted"] = max(0, len(self.errors) - STORED_ERRORS_MAX)
         stored["errors"] = self.errors[:STORED_ERRORS_MAX]
+        stored["reader_notes"] = {k: v[:STORED_ERRORS_MAX] for k, v in self.reader_notes.items()}
         return stored

@@ -14,6 +14,7 @@ FINGERPRINT = "import_fingerprint"  # str: hash of annotation bytes + image size
 DECLARED_WIDTH = "declared_width"  # int: <size><width> written in the annotation file
 DECLARED_HEIGHT = "declared_height"  # int: <size><height> written in the annotation file
 DECLARED_DEPTH = "declared_depth"  # int: <size><depth> written in the annotation file
+IMAGE_LABEL = "image_label"  # fo.Classification: an image-level class without boxes (query images)
 IMPORT_ERRORS = "import_errors"  # list[str]: what went wrong with this sample at import
 # The real image size lives in FiftyOne's own `metadata` (fo.ImageMetadata), read from the file header.
 METADATA = "metadata"
@@ -26,6 +27,8 @@ VOC_POSE = "pose"  # str
 SPLIT_TAGS = ("train", "val", "test")
 TAG_TRAINVAL = "trainval"  # listed in trainval.txt but in neither train.txt nor val.txt
 TAG_UNLABELED = "unlabeled"  # image with no annotation file
+TAG_NEGATIVE = "negative"  # a background image the source declares as such (e.g. FlickrLogos-32 no-logo)
+TAG_QUERY = "query"  # a retrieval query image (FlickrLogos-27): one logo, image-level label, no boxes
 TAG_MISSING_IMAGE = "missing_image"  # annotation whose image file is absent (annotation-only sample)
 TAG_UNREADABLE_IMAGE = "unreadable_image"  # image whose header cannot be parsed
 TAG_IMPORT_ERROR = "import_error"  # some boxes of the annotation could not be read

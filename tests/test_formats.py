@@ -9,7 +9,7 @@ from PIL import Image
 
 from curate.errors import ImageNotFoundError, MalformedXMLError, UnreadableImageError
 from curate.formats import UnknownFormatError, detect_format, get_reader
-from curate.formats.records import SampleRecord, SkippedFile
+from curate.formats.records import ReadContext, SampleRecord, SkippedFile
 from curate.imageinfo import read_header
 
 SIZE = (32, 24)  # width, height of every generated image
@@ -49,7 +49,7 @@ def make_voc(root: Path, annotated=("a", "b", "c", "d"), unannotated=(), splits=
 
 
 def read_all(fmt: str, path: Path) -> list:
-    return list(get_reader(fmt).read(path, "src"))
+    return list(get_reader(fmt).read(path, ReadContext(source="src")))
 
 
 def samples_by_name(records) -> dict[str, SampleRecord]:

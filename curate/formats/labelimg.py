@@ -18,7 +18,7 @@ from curate import schema
 from curate.boxes import PixelConvention
 from curate.errors import AnnotationError, ImageNotFoundError
 from curate.formats.files import basename_of, is_image_name, walk_files
-from curate.formats.records import SampleRecord, SkippedFile
+from curate.formats.records import ReadContext, SampleRecord, SkippedFile
 from curate.formats.voc_xml import read_voc_xml
 
 NAME = "labelimg"
@@ -61,8 +61,8 @@ def detect(path: Path) -> str | None:
     return None
 
 
-def count(path: Path, image_dirs: Sequence[Path] = ()) -> int:
-    xmls, images = _inventory(path, image_dirs)
+def count(path: Path, ctx: ReadContext) -> int:
+    xmls, images = _inventory(path, ctx.image_dirs)
     return max(len(images), len(xmls))
 
 
@@ -95,9 +95,10 @@ def _distance(a: Path, b: Path) -> int:
     return len(a.parts) + len(b.parts) - 2 * common
 
 
-def read(path: Path, source: str, image_dirs: Sequence[Path] = ()) -> Iterator[SampleRecord | SkippedFile]:
-    """Records for every XML under ``path`` and every image under ``path`` and ``image_dirs``."""
-    xmls, images = _inventory(path, image_dirs)
+def read(path: Path, ctx: ReadContext) -> Iterator[SampleRecord | SkippedFile]:
+    """Records for every XML under ``path`` and every image under ``path`` and ``ctx.image_dirs``."""
+    xmls, images = _inventory(path, ctx.image_dirs)
+    source = ctx.source
     index = _ImageIndex(images)
     claimed: set[Path] = set()
     for xml_path in xmls:

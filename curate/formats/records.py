@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from curate.boxes import Box
 from curate.errors import AnnotationError
@@ -34,6 +36,7 @@ class SampleRecord:
     declared_size: tuple[int | None, int | None, int | None] | None = None
     tags: list[str] = field(default_factory=list)
     errors: list[AnnotationError] = field(default_factory=list)
+    image_label: str | None = None  # an image-level class without boxes (e.g. a query image)
 
 
 @dataclass
@@ -42,3 +45,20 @@ class SkippedFile:
 
     path: str
     error: AnnotationError
+
+
+@dataclass
+class ReadContext:
+    """What a reader is given besides the folder, and where it reports format-specific counts.
+
+    ``stats``: counters the import report shows (e.g. ``duplicate_lines_collapsed``).
+    ``notes``: lists the report keeps (e.g. URLs of images that were never downloaded).
+    """
+
+    source: str
+    image_dirs: tuple[Path, ...] = ()
+    stats: Counter = field(default_factory=Counter)
+    notes: dict[str, list] = field(default_factory=dict)
+
+    def note(self, key: str, value) -> None:
+        self.notes.setdefault(key, []).append(value)

@@ -7,13 +7,13 @@ VOC folder itself or any parent with a single ``VOCdevkit/VOC20xx``-style folder
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from curate import schema
 from curate.boxes import PixelConvention
 from curate.errors import AnnotationError, ImageNotFoundError
 from curate.formats.files import basename_of, find_image_beside, is_image_name
-from curate.formats.records import SampleRecord, SkippedFile
+from curate.formats.records import ReadContext, SampleRecord, SkippedFile
 from curate.formats.voc_xml import read_voc_xml
 
 NAME = "voc"
@@ -40,13 +40,14 @@ def detect(path: Path) -> str | None:
     return f"found Pascal VOC layout at {root} (Annotations/ and JPEGImages/)"
 
 
-def count(path: Path, image_dirs: Sequence[Path] = ()) -> int:
+def count(path: Path, ctx: ReadContext) -> int:
     root = find_voc_root(path)
     return 0 if root is None else sum(1 for _ in (root / "JPEGImages").iterdir())
 
 
-def read(path: Path, source: str, image_dirs: Sequence[Path] = ()) -> Iterator[SampleRecord | SkippedFile]:
+def read(path: Path, ctx: ReadContext) -> Iterator[SampleRecord | SkippedFile]:
     """Records for ``path``'s VOC layout; images always come from JPEGImages/ (``image_dirs`` unused)."""
+    source = ctx.source
     root = find_voc_root(path)
     if root is None:
         raise FileNotFoundError(f"{path}: no Annotations/ and JPEGImages/ folders found")
