@@ -1,7 +1,13 @@
-"""Format readers, one module each. A reader module has ``NAME``, ``CONVENTION``, ``detect(path)``
-(a reason string when it recognises the folder, else None), ``count(path, image_dirs)`` (expected samples,
-for the progress bar) and ``read(path, source, image_dirs)`` (yields SampleRecord / SkippedFile);
-``image_dirs`` are extra folders to look for images in (``curate import --images``).
+"""Format readers, one small module each, all with the same shape:
+
+* ``NAME`` (the ``--format`` value) and ``CONVENTION`` (curate.boxes.PixelConvention of its coordinates);
+* ``detect(path) -> str | None``: a reason when the folder is in this format, else None (cheap: it only
+  looks at names and a few bytes);
+* ``count(path, ctx) -> int``: expected samples, for the progress bar;
+* ``read(path, ctx) -> Iterator[SampleRecord | SkippedFile]``: boxes in continuous absolute edges; never
+  raises for one bad file or line: the error goes on the record (or a SkippedFile) with the file and
+  field named, and the caller's policy decides. Format-specific counts and lists go to ``ctx.stats`` and
+  ``ctx.notes`` and end up in the import report.
 
 Detection order matters: the most specific layout is tried first.
 """
