@@ -35,6 +35,8 @@ _IMPORT_FIELDS = {
     schema.DECLARED_WIDTH: fo.IntField,
     schema.DECLARED_HEIGHT: fo.IntField,
     schema.DECLARED_DEPTH: fo.IntField,
+    schema.CONTENT_HASH: fo.StringField,
+    schema.PERCEPTUAL_HASH: fo.StringField,
 }
 _DETECTION_ATTRIBUTES = {**{name: fo.BooleanField for name in schema.VOC_BOX_ATTRIBUTES},
                          schema.VOC_POSE: fo.StringField}

@@ -17,13 +17,14 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from curate import schema
 from curate.errors import (AnnotationError, CurateError, ImageNotFoundError, ImportFailed,
                            InvalidValueError, UnreadableImageError)
-from curate.formats import detect_format, get_reader
+from curate.formats import detect_format, get_reader, plan_sources
 from curate.formats.records import ReadContext, SampleRecord, SkippedFile
 from curate.imageinfo import ImageHeader, read_header
 from curate.progress import track
@@ -38,26 +39,72 @@ class DuplicateAnnotationError(AnnotationError):
     """Two annotation files describe the same image."""
 
 
-def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", source: str | None = None,
-                  on_error: str = "skip", image_dirs: Sequence[str | Path] = (),
-                  progress: bool | None = None) -> ImportReport:
-    """Import ``path`` into the dataset ``dataset_name`` (created if needed) and return the report.
+@dataclass
+class ImportSummary:
+    """Everything one ``curate import`` did: a report per source, then the duplicate groups."""
+
+    dataset: str
+    reports: list[ImportReport]
+    duplicates: dict = field(default_factory=dict)
+
+    def totals(self) -> dict[str, int]:
+        keys = ("samples_seen", "added", "updated", "unchanged", "boxes", "skipped_files",
+                "samples_with_errors", "missing_images", "unlabeled_images")
+        return {k: sum(getattr(r, k) for r in self.reports) for k in keys}
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "totals": self.totals(), "duplicates": self.duplicates,
+                "sources": [r.to_dict() for r in self.reports]}
+
+
+def import_path(path: str | Path, *, dataset_name: str, fmt: str = "auto", source: str | None = None,
+                on_error: str = "skip", image_dirs: Sequence[str | Path] = (),
+                find_duplicates: bool = True, progress: bool | None = None) -> ImportSummary:
+    """``curate import``: every dataset found under ``path`` into ``dataset_name``, then duplicates.
+
+    A folder holding several datasets in subfolders becomes one dataset with one ``source`` per
+    subfolder (formats.plan_sources); exact and near duplicates are then grouped across all sources.
+    """
+    root = _existing_folder(path, "pass the folder that holds the annotations")
+    plans = plan_sources(root, fmt, source)
+    reports = [import_folder(p.path, dataset_name=dataset_name, fmt=p.format, reason=p.reason,
+                             source=p.source, on_error=on_error, image_dirs=image_dirs, progress=progress)
+               for p in plans]
+    summary = ImportSummary(dataset_name, reports)
+    if find_duplicates:
+        from curate import dedup, fo_store
+
+        dataset = fo_store.load_or_create(dataset_name)
+        summary.duplicates = dedup.mark_duplicates(dataset, progress=progress).to_dict()
+        dataset.info[schema.INFO_DUPLICATES] = summary.duplicates
+        dataset.save()
+    return summary
+
+
+def _existing_folder(path: str | Path, fix: str) -> Path:
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise CurateError(f"{folder}: not a folder; fix: {fix}")
+    return folder
+
+
+def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", reason: str = "",
+                  source: str | None = None, on_error: str = "skip",
+                  image_dirs: Sequence[str | Path] = (), progress: bool | None = None) -> ImportReport:
+    """Import one source at ``path`` into ``dataset_name`` (created if needed); return its report.
 
     ``image_dirs``: extra folders where the annotations' images are looked up.
     """
     from curate import fo_store  # heavy: imports fiftyone
 
-    root = Path(path).expanduser().resolve()
-    if not root.is_dir():
-        raise CurateError(f"{root}: not a folder; fix: pass the folder that holds the annotations")
-    image_dirs = [Path(p).expanduser().resolve() for p in image_dirs]
-    for folder in image_dirs:
-        if not folder.is_dir():
-            raise CurateError(f"--images {folder}: not a folder; fix: pass the folder holding the images")
+    root = _existing_folder(path, "pass the folder that holds the annotations")
+    image_dirs = [_existing_folder(p, "pass the folder holding the images (--images)") for p in image_dirs]
     if on_error not in ON_ERROR_POLICIES:
         raise CurateError(f"--on-error {on_error!r}: choose one of {', '.join(ON_ERROR_POLICIES)}")
-    fmt, reason = detect_format(root) if fmt == "auto" else (fmt, "chosen with --format")
+    if fmt == "auto":
+        fmt, reason = detect_format(root)
     reader = get_reader(fmt)
+    reason = reason or "chosen with --format"
     report = ImportReport(dataset=dataset_name, root=str(root), format=fmt, format_reason=reason,
                           pixel_convention=reader.CONVENTION.value, source=source or root.name,
                           on_error=on_error, image_dirs=[str(p) for p in image_dirs],
@@ -166,6 +213,8 @@ def _sample_fields(item: SampleRecord, header: ImageHeader | None) -> tuple[dict
         schema.METADATA: fo_store.image_metadata_doc(header.width, header.height, header.size_bytes,
                                                      header.mime_type, header.num_channels)
         if header else None,
+        schema.CONTENT_HASH: None,  # (re)computed by dedup for new and changed samples
+        schema.PERCEPTUAL_HASH: None,
         schema.IMAGE_LABEL: fo_store.classification_doc(item.image_label) if item.image_label else None,
         schema.GROUND_TRUTH: None if item.boxes is None else fo_store.detections_doc(item.boxes, width,
                                                                                      height),

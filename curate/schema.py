@@ -16,6 +16,10 @@ DECLARED_HEIGHT = "declared_height"  # int: <size><height> written in the annota
 DECLARED_DEPTH = "declared_depth"  # int: <size><depth> written in the annotation file
 IMAGE_LABEL = "image_label"  # fo.Classification: an image-level class without boxes (query images)
 IMPORT_ERRORS = "import_errors"  # list[str]: what went wrong with this sample at import
+CONTENT_HASH = "content_hash"  # str: SHA-1 of the image file (exact duplicates)
+PERCEPTUAL_HASH = "perceptual_hash"  # str: 64-bit dHash as 16 hex digits (near duplicates)
+EXACT_DUPLICATE_GROUP = "exact_duplicate_group"  # str: group id shared by identical files, else None
+NEAR_DUPLICATE_GROUP = "near_duplicate_group"  # str: group id shared by near-identical images, else None
 # The real image size lives in FiftyOne's own `metadata` (fo.ImageMetadata), read from the file header.
 METADATA = "metadata"
 
@@ -37,3 +41,4 @@ UNUSABLE_TAGS = (TAG_MISSING_IMAGE, TAG_UNREADABLE_IMAGE, TAG_IMPORT_ERROR)
 
 # --- dataset.info keys ---------------------------------------------------------------------------
 INFO_IMPORT_REPORTS = "curate_import_reports"  # list of import reports (dicts), newest last
+INFO_DUPLICATES = "curate_duplicates"  # duplicate-group counts from the last import

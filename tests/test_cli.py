@@ -36,9 +36,11 @@ def test_help_imports_neither_torch_nor_fiftyone(curate_cmd, curate_env):
 
 
 def test_import_json_then_info_with_plots(small_folder, dataset_name, curate_cmd, curate_env, tmp_path):
-    report = json.loads(_run(curate_cmd, curate_env, "import", str(small_folder), "--name", dataset_name,
-                             "--json").stdout)
+    summary = json.loads(_run(curate_cmd, curate_env, "import", str(small_folder), "--name", dataset_name,
+                              "--json").stdout)
+    (report,) = summary["sources"]
     assert (report["added"], report["boxes"], report["classes"]) == (2, 3, {"cat": 2, "dog": 1})
+    assert summary["totals"]["added"] == 2 and summary["duplicates"]["exact_groups"] == 0
     info = json.loads(_run(curate_cmd, curate_env, "info", dataset_name, "--json", "--plots",
                            str(tmp_path / "plots")).stdout)
     assert info["classes"] == {"cat": {"instances": 2, "images": 2}, "dog": {"instances": 1, "images": 1}}

@@ -21,15 +21,14 @@ def demo_command(
     """Generate a synthetic logo dataset in LabelImg layout and run every stage that exists on it."""
     from curate.cli import render, render_info
     from curate.info import summarize, write_plots
-    from curate.ingest import import_folder
+    from curate.ingest import import_path
     from curate.synth import write_labelimg_folder
 
     data = out / "labelimg"
     if not any(data.glob("*.xml")):
         render.console.print(f"generating {images} synthetic images in {data} ...")
         write_labelimg_folder(data, images, seed=seed)
-    report = import_folder(data, dataset_name=name, source="synthetic-logos")
-    render.import_report(report)
+    render.import_summary(import_path(data, dataset_name=name, source="synthetic-logos"))
     import fiftyone as fo
 
     dataset = fo.load_dataset(name)

@@ -13,6 +13,8 @@ console = Console()
 def import_report(report) -> None:
     console.print(f"[bold]{report.dataset}[/]: imported {report.root} as [bold]{report.format}[/] "
                   f"({report.format_reason}); pixel convention {report.pixel_convention}")
+    if report.reader_stats:
+        console.print("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report.reader_stats.items()))
     table = Table(show_header=False, box=None, pad_edge=False)
     rows = [("samples seen", report.samples_seen), ("added", report.added), ("updated", report.updated),
             ("unchanged", report.unchanged), ("labeled images", report.labeled_images),
@@ -36,6 +38,22 @@ def import_report(report) -> None:
                           highlight=False, soft_wrap=True)
         if len(report.errors) > ERRORS_SHOWN:
             console.print(f"  ... and {len(report.errors) - ERRORS_SHOWN} more")
+
+
+def import_summary(summary) -> None:
+    for report in summary.reports:
+        import_report(report)
+    if len(summary.reports) > 1:
+        totals = summary.totals()
+        console.print(f"[bold]{summary.dataset}[/]: {len(summary.reports)} sources, "
+                      + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in totals.items()))
+    if summary.duplicates:
+        d = summary.duplicates
+        console.print(f"duplicates: {d['exact_groups']} groups of identical files "
+                      f"({d['samples_in_exact_groups']} samples, {d['cross_source_exact_groups']} across "
+                      f"sources); {d['near_groups']} near-duplicate groups ({d['samples_in_near_groups']} "
+                      f"samples, {d['cross_source_near_groups']} across sources). Nothing was removed; "
+                      f"see the fields exact_duplicate_group / near_duplicate_group.")
 
 
 def _kinds(kinds: dict[str, int]) -> str:

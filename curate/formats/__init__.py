@@ -14,6 +14,7 @@ Detection order matters: the most specific layout is tried first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -30,14 +31,52 @@ class UnknownFormatError(CurateError):
 
 def detect_format(path: Path) -> tuple[str, str]:
     """``(format name, why)`` for the folder at ``path``."""
-    for name in DETECTION_ORDER:
-        reason = READERS[name].detect(path)
-        if reason:
-            return name, reason
+    found = _detect(path)
+    if found:
+        return found
     raise UnknownFormatError(
         f"{path}: no supported annotation format found (looked for a Pascal VOC layout with "
         f"Annotations/ and JPEGImages/, and for LabelImg <annotation> XML files); "
         f"fix: point curate import at the folder that holds them, or pass --format")
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """One dataset found under the imported path: where, in which format, and why we think so."""
+
+    path: Path
+    format: str
+    reason: str
+    source: str
+
+
+def plan_sources(path: Path, fmt: str = "auto", source: str | None = None) -> list[SourcePlan]:
+    """The datasets to import from ``path``: each subfolder holding a dataset, or the folder itself.
+
+    When two or more immediate subfolders are datasets (``logos/FlickrLogos-27``, ``logos/BelgaLogos``,
+    ``VOCdevkit/VOC2007`` + ``VOC2012``), each is a source named after its subfolder. Otherwise the folder
+    is one source (a layout's own subfolders, such as ``Annotations/`` beside ``JPEGImages/``, or
+    ``annotations/`` beside ``images/``, count as one dataset: only one of them holds annotations).
+    ``--format`` skips detection and imports ``path`` as one source.
+    """
+    if fmt != "auto":
+        get_reader(fmt)
+        return [SourcePlan(path, fmt, "chosen with --format", source or path.name)]
+    subfolders = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    found = [(sub, hit) for sub in subfolders if (hit := _detect(sub))]
+    if len(found) >= 2:
+        prefix = f"{source}/" if source else ""
+        return [SourcePlan(sub, name, reason, prefix + sub.name) for sub, (name, reason) in found]
+    return [SourcePlan(path, *detect_format(path), source or path.name)]
+
+
+def _detect(path: Path, exclude: tuple[str, ...] = ()) -> tuple[str, str] | None:
+    for name in DETECTION_ORDER:
+        if name not in exclude:
+            reason = READERS[name].detect(path)
+            if reason:
+                return name, reason
+    return None
 
 
 def get_reader(name: str) -> ModuleType:
