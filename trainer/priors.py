@@ -36,8 +36,9 @@ class AnchorSpec:
             raise ValueError(f"anchors: {len(self.aspect_ratios)} layers of aspect ratios need "
                              f"{len(self.aspect_ratios) + 1} scales (one per layer plus one), got "
                              f"{len(self.scales)}")
-        if any(s <= 0 for s in self.scales) or any(r <= 0 for rs in self.aspect_ratios for r in rs):
-            raise ValueError("anchors: scales and aspect ratios must be positive")
+        values = [*self.scales, *(r for rs in self.aspect_ratios for r in rs)]
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError("anchors: scales and aspect ratios must be positive finite numbers")
         if any(len(rs) == 0 for rs in self.aspect_ratios) and not self.extra_square:
             raise ValueError("anchors: a layer with no aspect ratios needs extra_square")
 
@@ -81,6 +82,9 @@ class DefaultBoxes:
         self.spec = spec
         self.image_size = tuple(image_size)  # (height, width) in pixels
         self.feature_map_sizes = [tuple(s) for s in feature_map_sizes]
+        if steps and len(steps) != spec.num_layers:
+            raise ValueError(f"anchors: {len(steps)} steps for {spec.num_layers} feature maps; give one "
+                             "per map or none (derived from the map sizes)")
         self.steps = list(steps) if steps else None
         self.cxcywh = self._generate(clip)
 
@@ -107,6 +111,7 @@ class DefaultBoxes:
             wh = wh.reshape(1, -1, 2).expand(centres.shape[0], -1, -1)
             layers.append(torch.cat([centres.expand(-1, wh.shape[1], -1), wh], dim=-1).reshape(-1, 4))
         boxes = torch.cat(layers)
+        # As in ssd.pytorch: clip clamps cx, cy, w, h (not the corners) to [0, 1].
         return boxes.clamp(0.0, 1.0) if clip else boxes
 
     def xyxy(self) -> torch.Tensor:
