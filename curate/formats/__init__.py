@@ -19,10 +19,10 @@ from pathlib import Path
 from types import ModuleType
 
 from curate.errors import CurateError
-from curate.formats import labelimg, voc
+from curate.formats import coco, labelimg, voc, yolo
 
-READERS: dict[str, ModuleType] = {voc.NAME: voc, labelimg.NAME: labelimg}
-DETECTION_ORDER = (voc.NAME, labelimg.NAME)
+READERS: dict[str, ModuleType] = {m.NAME: m for m in (voc, coco, yolo, labelimg)}
+DETECTION_ORDER = (voc.NAME, coco.NAME, yolo.NAME, labelimg.NAME)
 
 
 class UnknownFormatError(CurateError):
