@@ -39,7 +39,7 @@ _IMPORT_FIELDS = {
     schema.PERCEPTUAL_HASH: fo.StringField,
 }
 _DETECTION_ATTRIBUTES = {**{name: fo.BooleanField for name in schema.VOC_BOX_ATTRIBUTES},
-                         schema.VOC_POSE: fo.StringField}
+                         schema.VOC_POSE: fo.StringField, schema.ORIGINAL_LABEL: fo.StringField}
 # Tags the importer owns: recomputed on re-import; any other tag (a user's, clean's) is kept.
 IMPORT_TAGS = frozenset({*schema.SPLIT_TAGS, schema.TAG_TRAINVAL, schema.TAG_UNLABELED,
                          schema.TAG_NEGATIVE, schema.TAG_QUERY, *schema.UNUSABLE_TAGS})

@@ -27,6 +27,7 @@ from curate.errors import (AnnotationError, CurateError, ImageNotFoundError, Imp
 from curate.formats import detect_format, get_reader, plan_sources
 from curate.formats.records import ReadContext, SampleRecord, SkippedFile
 from curate.imageinfo import ImageHeader, read_header
+from curate.labels import map_boxes
 from curate.progress import track
 from curate.report import STORED_REPORTS_MAX, ImportReport
 
@@ -116,13 +117,14 @@ def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", rea
     stored = fo_store.stored_samples(dataset)
     report.database_seconds = time.perf_counter() - start  # mongod start-up, schema, existing index
     writer = fo_store.BatchWriter(dataset)
+    label_map = dataset.info.get(schema.INFO_LABEL_MAP, {})  # `curate labels --map`, kept for new boxes
     seen: dict[str, str | None] = {}
     ctx = ReadContext(source=report.source, image_dirs=tuple(image_dirs))
     items = track(reader.read(root, ctx), total=reader.count(root, ctx),
                   description=f"importing {root.name}", enabled=progress)
     try:
         for item in items:
-            _import_one(item, report, stored, writer, seen)
+            _import_one(item, report, stored, writer, seen, label_map)
     finally:
         writer.flush()  # what was read is kept, so the same command resumes after a failure
     report.reader_stats = dict(ctx.stats)
@@ -134,7 +136,7 @@ def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", rea
     return report
 
 
-def _import_one(item, report: ImportReport, stored: dict, writer, seen: dict) -> None:
+def _import_one(item, report: ImportReport, stored: dict, writer, seen: dict, label_map: dict) -> None:
     if isinstance(item, SkippedFile):
         _record_errors(report, [item.error])
         report.skipped_files += 1
@@ -151,9 +153,12 @@ def _import_one(item, report: ImportReport, stored: dict, writer, seen: dict) ->
     header = _read_header_into(item)
     _check_size_known(item, header)
     _record_errors(report, item.errors)
+    if item.boxes:
+        report.count_classes([b.label for b in item.boxes])  # as the files name them
+        map_boxes(item.boxes, label_map)
     fields, tags = _sample_fields(item, header)
-    report.samples_seen += 1
     _count(report, item, tags)
+    report.samples_seen += 1
     previous = stored.get(item.filepath)
     if previous is None:
         writer.insert(item.filepath, fields, tags)
@@ -252,7 +257,6 @@ def _count(report: ImportReport, item: SampleRecord, tags: list[str]) -> None:
     else:
         report.labeled_images += 1
         report.boxes += len(item.boxes)
-        report.count_classes([b.label for b in item.boxes])
     report.missing_images += schema.TAG_MISSING_IMAGE in tags
     report.unreadable_images += schema.TAG_UNREADABLE_IMAGE in tags
     report.samples_with_errors += bool(item.errors)

@@ -46,7 +46,8 @@ class ImportReport:
         self.errors.append(error.to_dict())
 
     def count_classes(self, labels: list[str]) -> None:
-        self.classes = dict(sorted((Counter(self.classes) + Counter(labels)).items()))
+        for label in labels:
+            self.classes[label] = self.classes.get(label, 0) + 1
 
     @property
     def images_per_second(self) -> float:
@@ -58,7 +59,8 @@ class ImportReport:
         return dict(Counter(e["kind"] for e in self.errors).most_common())
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "error_kinds": self.error_kinds()}
+        return {**asdict(self), "classes": dict(sorted(self.classes.items())),
+                "error_kinds": self.error_kinds()}
 
     def to_stored_dict(self) -> dict:
         stored = self.to_dict()

@@ -26,6 +26,7 @@ METADATA = "metadata"
 # --- per-box attributes on ground_truth detections ------------------------------------------------
 VOC_BOX_ATTRIBUTES = ("difficult", "truncated", "occluded")  # bool
 VOC_POSE = "pose"  # str
+ORIGINAL_LABEL = "original_label"  # str: the label as imported, set when `curate labels --map` renames
 
 # --- sample tags ---------------------------------------------------------------------------------
 SPLIT_TAGS = ("train", "val", "test")
@@ -42,3 +43,5 @@ UNUSABLE_TAGS = (TAG_MISSING_IMAGE, TAG_UNREADABLE_IMAGE, TAG_IMPORT_ERROR)
 # --- dataset.info keys ---------------------------------------------------------------------------
 INFO_IMPORT_REPORTS = "curate_import_reports"  # list of import reports (dicts), newest last
 INFO_DUPLICATES = "curate_duplicates"  # duplicate-group counts from the last import
+INFO_LABEL_MAP = "curate_label_map"  # dict original label -> label: active mapping, applied on import
+INFO_LABEL_HISTORY = "curate_label_history"  # list of applied mappings and reverts

@@ -20,6 +20,7 @@ else:
     os.environ["FIFTYONE_DATABASE_DIR"] = tempfile.mkdtemp(prefix="curate-test-db-")
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # embedded mongod 6.0.5 warns on every start
 
 import pytest  # noqa: E402
 

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from curate import __version__
-from curate.cli import demo_cmd, doctor_cmd, formats_cmd, import_cmd, info_cmd
+from curate.cli import demo_cmd, doctor_cmd, formats_cmd, import_cmd, info_cmd, labels_cmd
 from curate.errors import CurateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -18,6 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.command("import")(import_cmd.import_command)
 app.command("formats")(formats_cmd.formats_command)
 app.command("info")(info_cmd.info_command)
+app.command("labels")(labels_cmd.labels_command)
 app.command("doctor")(doctor_cmd.doctor_command)
 app.command("demo")(demo_cmd.demo_command)
 
