@@ -75,6 +75,22 @@ def declare_import_fields(dataset: fo.Dataset) -> None:
         dataset.create_index("filepath", unique=True)  # a resumed import can never duplicate a sample
 
 
+_FIELD_FOR_TYPE = {bool: fo.BooleanField, int: fo.IntField, float: fo.FloatField, str: fo.StringField}
+
+
+def declare_box_attributes(dataset: fo.Dataset, attribute_types: dict[str, type]) -> None:
+    """Declare reader-specific box attributes (e.g. BelgaLogos' ``ok``) so the App can filter on them."""
+    existing = dataset.get_field_schema(flat=True)
+    for name, python_type in attribute_types.items():
+        path = f"{schema.GROUND_TRUTH}.detections.{name}"
+        if path in existing:
+            continue
+        if python_type in _FIELD_FOR_TYPE:
+            dataset.add_sample_field(path, _FIELD_FOR_TYPE[python_type])
+        elif python_type in (list, tuple):
+            dataset.add_sample_field(path, fo.ListField)
+
+
 @dataclass(frozen=True)
 class StoredSample:
     id: bson.ObjectId

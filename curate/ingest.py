@@ -116,27 +116,38 @@ def import_folder(path: str | Path, *, dataset_name: str, fmt: str = "auto", rea
     fo_store.declare_import_fields(dataset)
     stored = fo_store.stored_samples(dataset)
     report.database_seconds = time.perf_counter() - start  # mongod start-up, schema, existing index
-    writer = fo_store.BatchWriter(dataset)
-    label_map = dataset.info.get(schema.INFO_LABEL_MAP, {})  # `curate labels --map`, kept for new boxes
-    seen: dict[str, str | None] = {}
+    state = _ImportState(report, stored, fo_store.BatchWriter(dataset),
+                         label_map=dataset.info.get(schema.INFO_LABEL_MAP, {}))
     ctx = ReadContext(source=report.source, image_dirs=tuple(image_dirs))
     items = track(reader.read(root, ctx), total=reader.count(root, ctx),
                   description=f"importing {root.name}", enabled=progress)
     try:
         for item in items:
-            _import_one(item, report, stored, writer, seen, label_map)
+            _import_one(item, state)
     finally:
-        writer.flush()  # what was read is kept, so the same command resumes after a failure
+        state.writer.flush()  # what was read is kept, so the same command resumes after a failure
+        fo_store.declare_box_attributes(dataset, state.attribute_types)
     report.reader_stats = dict(ctx.stats)
     report.reader_notes = ctx.notes
-    report.stale = sum(1 for fp, s in stored.items() if s.source == report.source and fp not in seen)
+    report.stale = sum(1 for fp, s in stored.items() if s.source == report.source and fp not in state.seen)
     report.seconds = time.perf_counter() - start
     report.completed = True
     _save_report(dataset, report)
     return report
 
 
-def _import_one(item, report: ImportReport, stored: dict, writer, seen: dict, label_map: dict) -> None:
+@dataclass
+class _ImportState:
+    report: ImportReport
+    stored: dict  # filepath -> fo_store.StoredSample already in the dataset
+    writer: object  # fo_store.BatchWriter
+    label_map: dict[str, str]  # `curate labels --map`, applied to new boxes too
+    seen: dict[str, str | None] = field(default_factory=dict)  # filepath -> annotation file
+    attribute_types: dict[str, type] = field(default_factory=dict)  # box attribute -> Python type
+
+
+def _import_one(item, state: _ImportState) -> None:
+    report, seen = state.report, state.seen
     if isinstance(item, SkippedFile):
         _record_errors(report, [item.error])
         report.skipped_files += 1
@@ -155,16 +166,18 @@ def _import_one(item, report: ImportReport, stored: dict, writer, seen: dict, la
     _record_errors(report, item.errors)
     if item.boxes:
         report.count_classes([b.label for b in item.boxes])  # as the files name them
-        map_boxes(item.boxes, label_map)
+        map_boxes(item.boxes, state.label_map)
+        for b in item.boxes:
+            state.attribute_types.update((k, type(v)) for k, v in b.attributes.items() if v is not None)
     fields, tags = _sample_fields(item, header)
     _count(report, item, tags)
     report.samples_seen += 1
-    previous = stored.get(item.filepath)
+    previous = state.stored.get(item.filepath)
     if previous is None:
-        writer.insert(item.filepath, fields, tags)
+        state.writer.insert(item.filepath, fields, tags)
         report.added += 1
     elif previous.fingerprint != fields[schema.FINGERPRINT]:
-        writer.update(previous, fields, tags)
+        state.writer.update(previous, fields, tags)
         report.updated += 1
     else:
         report.unchanged += 1
@@ -238,7 +251,9 @@ def _image_wh(item: SampleRecord, header: ImageHeader | None) -> tuple[int | Non
 
 
 def _check_size_known(item: SampleRecord, header: ImageHeader | None) -> None:
-    if item.boxes and not all(_image_wh(item, header)):
+    """Boxes with no size to be relative to are kept in pixels; say so unless the missing image says it."""
+    missing = any(isinstance(e, ImageNotFoundError) for e in item.errors)
+    if item.boxes and not missing and not all(_image_wh(item, header)):
         item.errors.append(InvalidValueError(
             item.annotation_path or item.filepath, "size", "neither the image nor <size> gives the "
             "image size, so the boxes are kept without relative coordinates",

@@ -169,7 +169,7 @@ def map_boxes(boxes, mapping: dict[str, str]) -> None:
     """Apply the active mapping to freshly imported boxes (BoxRecord), keeping the original label."""
     for box in boxes or ():
         if box.label in mapping:
-            box.attributes[schema.ORIGINAL_LABEL] = box.label
+            box.attributes.setdefault(schema.ORIGINAL_LABEL, box.label)  # a reader may have renamed it
             box.label = mapping[box.label]
 
 

@@ -15,7 +15,9 @@ DECLARED_WIDTH = "declared_width"  # int: <size><width> written in the annotatio
 DECLARED_HEIGHT = "declared_height"  # int: <size><height> written in the annotation file
 DECLARED_DEPTH = "declared_depth"  # int: <size><depth> written in the annotation file
 IMAGE_LABEL = "image_label"  # fo.Classification: an image-level class without boxes (query images)
-IMPORT_ERRORS = "import_errors"  # list[str]: what went wrong with this sample at import
+IMPORT_ERRORS = "import_errors"
+CLEAN_FINDINGS = "clean_findings"  # list[str] "rule: measured value", on samples and on boxes
+CLEAN_BACKUP = "clean_backup"  # dict: ground_truth before curate clean first touched it (for --undo)  # list[str]: what went wrong with this sample at import
 CONTENT_HASH = "content_hash"  # str: SHA-1 of the image file (exact duplicates)
 PERCEPTUAL_HASH = "perceptual_hash"  # str: 64-bit dHash as 16 hex digits (near duplicates)
 EXACT_DUPLICATE_GROUP = "exact_duplicate_group"  # str: group id shared by identical files, else None
@@ -37,6 +39,9 @@ TAG_QUERY = "query"  # a retrieval query image (FlickrLogos-27): one logo, image
 TAG_MISSING_IMAGE = "missing_image"  # annotation whose image file is absent (annotation-only sample)
 TAG_UNREADABLE_IMAGE = "unreadable_image"  # image whose header cannot be parsed
 TAG_IMPORT_ERROR = "import_error"  # some boxes of the annotation could not be read
+TAG_QUARANTINE = "quarantine"  # curate clean: kept out of training views (nothing is deleted)
+TAG_HAS_EXCLUDED_CLASS = "has_excluded_class"  # holds a box of a class not kept: never a negative
+ISSUE_TAG_PREFIX = "issue:"  # curate clean: "issue:<rule>" on samples and on boxes (label tags)
 # Samples with any of these tags must never reach a training view or be picked as a negative.
 UNUSABLE_TAGS = (TAG_MISSING_IMAGE, TAG_UNREADABLE_IMAGE, TAG_IMPORT_ERROR)
 
@@ -45,3 +50,4 @@ INFO_IMPORT_REPORTS = "curate_import_reports"  # list of import reports (dicts),
 INFO_DUPLICATES = "curate_duplicates"  # duplicate-group counts from the last import
 INFO_LABEL_MAP = "curate_label_map"  # dict original label -> label: active mapping, applied on import
 INFO_LABEL_HISTORY = "curate_label_history"  # list of applied mappings and reverts
+INFO_CLEAN = "curate_clean"  # the last clean run: time, thresholds, report

@@ -99,8 +99,8 @@ def test_folder_without_annotations_is_unknown_format(tmp_path):
 
 
 def test_unknown_format_name_lists_choices():
-    with pytest.raises(UnknownFormatError, match="voc, labelimg"):
-        get_reader("coco")
+    with pytest.raises(UnknownFormatError, match="auto, openlogo, voc, .*labelimg"):
+        get_reader("pascal")
 
 
 # ---- VOC reader --------------------------------------------------------------------------------------

@@ -10,13 +10,15 @@ import sys
 import typer
 
 from curate import __version__
-from curate.cli import demo_cmd, doctor_cmd, formats_cmd, import_cmd, info_cmd, labels_cmd
+from curate.cli import (clean_cmd, demo_cmd, doctor_cmd, formats_cmd, import_cmd, info_cmd,
+                        labels_cmd)
 from curate.errors import CurateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="From messy box annotations to a trained, evaluated SSD detector.")
 app.command("import")(import_cmd.import_command)
 app.command("formats")(formats_cmd.formats_command)
+app.command("clean")(clean_cmd.clean_command)
 app.command("info")(info_cmd.info_command)
 app.command("labels")(labels_cmd.labels_command)
 app.command("doctor")(doctor_cmd.doctor_command)

@@ -19,10 +19,14 @@ from pathlib import Path
 from types import ModuleType
 
 from curate.errors import CurateError
-from curate.formats import coco, labelimg, voc, yolo
+from curate.formats import (belgalogos, coco, flickrlogos27, flickrlogos32, labelimg, logos_in_the_wild,
+                            openlogo, voc, yolo)
 
-READERS: dict[str, ModuleType] = {m.NAME: m for m in (voc, coco, yolo, labelimg)}
-DETECTION_ORDER = (voc.NAME, coco.NAME, yolo.NAME, labelimg.NAME)
+# openlogo before voc (an OpenLogo folder is also a VOC layout); logos_in_the_wild before labelimg (its
+# XML files look like LabelImg's).
+_ORDERED = (openlogo, voc, coco, yolo, flickrlogos27, flickrlogos32, belgalogos, logos_in_the_wild, labelimg)
+READERS: dict[str, ModuleType] = {m.NAME: m for m in _ORDERED}
+DETECTION_ORDER = tuple(m.NAME for m in _ORDERED)
 
 
 class UnknownFormatError(CurateError):
@@ -35,9 +39,9 @@ def detect_format(path: Path) -> tuple[str, str]:
     if found:
         return found
     raise UnknownFormatError(
-        f"{path}: no supported annotation format found (looked for a Pascal VOC layout with "
-        f"Annotations/ and JPEGImages/, and for LabelImg <annotation> XML files); "
-        f"fix: point curate import at the folder that holds them, or pass --format")
+        f"{path}: no supported annotation format found (looked for: {', '.join(DETECTION_ORDER)}; "
+        f"`curate formats` describes each); fix: point curate import at the folder that holds them, "
+        f"or pass --format")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ def plan_sources(path: Path, fmt: str = "auto", source: str | None = None) -> li
     if fmt != "auto":
         get_reader(fmt)
         return [SourcePlan(path, fmt, "chosen with --format", source or path.name)]
+    if logos_in_the_wild.owns_subfolders(path):  # brand subfolders are parts of one dataset
+        return [SourcePlan(path, *detect_format(path), source or path.name)]
     subfolders = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
     found = [(sub, hit) for sub in subfolders if (hit := _detect(sub))]
     if len(found) >= 2:

@@ -31,7 +31,7 @@ from typing import Iterator
 
 from curate.boxes import PixelConvention, source_to_edges
 from curate.errors import AnnotationError, ImageNotFoundError, InvalidValueError, MissingFieldError
-from curate.formats.flickrlogos27 import digest_of_lines, find_folder, parse_fields
+from curate.formats.text_fields import digest_of_lines, find_folder, parse_fields
 from curate.formats.records import BoxRecord, ReadContext, SampleRecord, SkippedFile
 
 NAME = "belgalogos"

@@ -23,18 +23,16 @@ FlickrLogos-32).
 
 from __future__ import annotations
 
-import hashlib
-import math
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from curate import schema
 from curate.boxes import PixelConvention, source_to_edges
-from curate.errors import AnnotationError, ImageNotFoundError, InvalidValueError, MissingFieldError
+from curate.errors import AnnotationError, ImageNotFoundError, InvalidValueError
 from curate.formats.files import is_image_name
 from curate.formats.records import BoxRecord, ReadContext, SampleRecord, SkippedFile
+from curate.formats.text_fields import digest_of_lines, find_folder, parse_fields
 
 NAME = "flickrlogos27"
 CONVENTION = PixelConvention.EDGES_ZERO_BASED
@@ -149,7 +147,8 @@ def _add_training_line(tokens, file: Path, line_no: int, entry: _ImageEntry, ctx
     key = (values["class"], *coords)
     box = entry.boxes.get(key)
     if box is None:
-        entry.boxes[key] = BoxRecord(values["class"], source_to_edges(coords, CONVENTION), {"subsets": [subset]})
+        entry.boxes[key] = BoxRecord(values["class"], source_to_edges(coords, CONVENTION),
+                                     {"subsets": [subset]})
         ctx.stats["unique_boxes"] += 1
         return
     ctx.stats["duplicate_lines_collapsed"] += 1
@@ -189,53 +188,3 @@ def _record(name: str, entry: _ImageEntry, search: Sequence[Path], source: str) 
                         annotation_digest=digest_of_lines(entry.lines),
                         boxes=None if entry.boxes is None else list(entry.boxes.values()),
                         tags=sorted(entry.tags), errors=errors, image_label=entry.image_label)
-
-
-# --- helpers shared by the text-file readers ------------------------------------------------------
-
-def find_folder(path: Path, matches: Callable[[Path], bool], depth: int = SEARCH_DEPTH) -> Path | None:
-    """The first folder (breadth first, sorted) at ``path`` or up to ``depth`` levels below that matches."""
-    queue = deque([(path, 0)])
-    while queue:
-        folder, level = queue.popleft()
-        try:
-            if matches(folder):
-                return folder
-            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        except OSError:
-            continue
-        if level < depth:
-            queue.extend((child, level + 1) for child in children)
-    return None
-
-
-def parse_fields(tokens: Sequence[str], names: Sequence[str], numeric: Sequence[str], *, path: str,
-                 line_no: int, fix: str) -> dict:
-    """``tokens`` named by ``names``; the ``numeric`` ones as finite floats. Raises a typed error naming
-    ``line N: field``."""
-    if len(tokens) < len(names):
-        raise MissingFieldError(path, f"line {line_no}: {names[len(tokens)]}",
-                                f"{len(tokens)} fields, expected {len(names)} ({' '.join(names)})", fix)
-    if len(tokens) > len(names):
-        raise InvalidValueError(path, f"line {line_no}",
-                                f"{len(tokens)} fields, expected {len(names)} ({' '.join(names)})", fix)
-    values: dict = dict(zip(names, tokens))
-    for name in numeric:
-        values[name] = parse_number(values[name], path=path, where=f"line {line_no}: {name}")
-    return values
-
-
-def parse_number(raw: str, *, path: str, where: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise InvalidValueError(path, where, f"{raw!r} is not a finite number",
-                                "write the pixel coordinate as a number")
-    return value
-
-
-def digest_of_lines(lines: Sequence[str]) -> str:
-    """sha1 of the lines that describe one image, so a re-import sees when they change."""
-    return hashlib.sha1("\n".join(lines).encode("utf-8")).hexdigest()

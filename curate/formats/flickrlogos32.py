@@ -27,7 +27,7 @@ from curate import schema
 from curate.boxes import PixelConvention, source_to_edges, xywh_to_xyxy
 from curate.errors import AnnotationError, ImageNotFoundError, MissingFieldError
 from curate.formats.files import is_image_name
-from curate.formats.flickrlogos27 import find_folder, parse_fields
+from curate.formats.text_fields import find_folder, parse_fields
 from curate.formats.records import BoxRecord, ReadContext, SampleRecord, SkippedFile
 
 NAME = "flickrlogos32"
@@ -50,7 +50,9 @@ def detect(path: Path) -> str | None:
 
 def count(path: Path, ctx: ReadContext) -> int:
     root = find_folder(path, _is_root)
-    return 0 if root is None else sum(1 for p in (root / "classes" / "jpg").glob("*/*") if is_image_name(p.name))
+    if root is None:
+        return 0
+    return sum(1 for p in (root / "classes" / "jpg").glob("*/*") if is_image_name(p.name))
 
 
 def read(path: Path, ctx: ReadContext) -> Iterator[SampleRecord | SkippedFile]:
@@ -148,6 +150,7 @@ def _box_files_without_image(root: Path, seen: set, source: str) -> Iterator[Sam
         image = root / "classes" / "jpg" / brand / image_name
         record = SampleRecord(filepath=str(image.resolve()), source=source, source_format=NAME)
         _read_box_file(box_file, brand, record)
-        record.errors.append(ImageNotFoundError(str(box_file), "", f"image {image} not found",
-                                                "put the image in classes/jpg/<brand>/ or delete the box file"))
+        record.errors.append(ImageNotFoundError(
+            str(box_file), "", f"image {image} not found",
+            "put the image in classes/jpg/<brand>/ or delete the box file"))
         yield record

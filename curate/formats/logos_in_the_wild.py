@@ -22,8 +22,9 @@ downloading updates the same sample; ``ctx.notes['not_downloaded']`` lists ``{'i
 URLs that match no XML are counted (``urls_without_annotation``).
 
 Brand names carry annotator suffixes: ``-teilsichtbar`` / ``-partial`` (partly visible) are removed and set
-``truncated=True``; ``-schriftzug`` / ``-schrift`` (lettering) become ``-text``. Every box keeps the name as
-written in ``original_label``; other spelling variants are left to ``curate labels``.
+``truncated=True``; ``-schriftzug`` / ``-schrift`` (lettering) become ``-text``. A renamed box keeps the name
+as written in ``original_label`` (the same attribute ``curate labels --map`` sets, so ``--revert`` brings
+back the names as the files write them); other spelling variants are left to ``curate labels``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from curate import schema
 from curate.boxes import PixelConvention
 from curate.errors import AnnotationError, ImageNotFoundError, InvalidValueError
 from curate.formats.files import basename_of, find_image_beside, is_image_name
-from curate.formats.flickrlogos27 import find_folder
+from curate.formats.text_fields import find_folder
 from curate.formats.records import BoxRecord, ReadContext, SampleRecord, SkippedFile
 from curate.formats.voc_xml import read_voc_xml
 
@@ -57,11 +58,18 @@ def _is_data_folder(folder: Path) -> bool:
     return any(_is_brand_folder(child) for child in folder.iterdir() if child.is_dir())
 
 
+def owns_subfolders(path: Path) -> bool:
+    """True when ``path`` is the data folder itself: its brand subfolders are parts of one dataset, which a
+    multi-source import must not take for separate sources (each alone looks like LabelImg XML)."""
+    return _is_data_folder(path)
+
+
 def brand_folders(path: Path) -> list[Path]:
     data = find_folder(path, _is_data_folder)
     if data is None:
         return []
-    return sorted(c for c in data.iterdir() if c.is_dir() and ((c / URLS_FILE).is_file() or any(c.glob("*.xml"))))
+    return sorted(c for c in data.iterdir()
+                  if c.is_dir() and ((c / URLS_FILE).is_file() or any(c.glob("*.xml"))))
 
 
 def detect(path: Path) -> str | None:
@@ -151,12 +159,13 @@ def harmonise_label(raw: str) -> tuple[str, bool]:
 
 def _harmonise(box: BoxRecord, ctx: ReadContext) -> None:
     label, partly_visible = harmonise_label(box.label)
-    box.attributes["original_label"] = box.label
     if partly_visible:
         box.attributes["truncated"] = True
         ctx.stats["partly_visible_boxes"] += 1
-    ctx.stats["labels_renamed"] += label != box.label
-    box.label = label
+    if label != box.label:
+        box.attributes[schema.ORIGINAL_LABEL] = box.label
+        ctx.stats["labels_renamed"] += 1
+        box.label = label
 
 
 def _record_for_xml(xml_path: Path, url: str | None, ctx: ReadContext) -> SampleRecord | SkippedFile:
@@ -175,7 +184,7 @@ def _record_for_xml(xml_path: Path, url: str | None, ctx: ReadContext) -> Sample
     if image is None:
         image = xml_path.with_suffix(".jpg")
         ctx.stats["images_not_downloaded"] += 1
-        ctx.note("not_downloaded", {"image": str(image), "url": url})
+        ctx.note("not_downloaded", {"image": str(image.resolve()), "url": url})
         errors.append(ImageNotFoundError(
             str(xml_path), "filename", f"image {image.name!r} was never downloaded (URL: {url or 'unknown'})",
             f"download it into {xml_path.parent} or pass the image folder with --images"))

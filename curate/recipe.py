@@ -1,0 +1,125 @@
+"""Recipes: one YAML file describes a run. Frozen dataclasses + one loader.
+
+* ``yaml.safe_load`` only; a ``version:`` key (``RECIPE_VERSION``); ``base: other.yaml`` inherits, with
+  this file's keys overriding section by section (nested dicts merge, lists replace).
+* Unknown keys are rejected with a "did you mean" suggestion; types and ranges are checked. Every key is
+  a dataclass field whose comment documents its type and meaning (``curate recipe --explain`` prints them).
+* Sections are turned into keyword arguments in one place each (``dataclasses.asdict(recipe.clean)``).
+
+Sections land with their stages; each is optional in a file and has defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from pathlib import Path
+
+import yaml
+
+from curate.errors import CurateError
+
+RECIPE_VERSION = 1
+MAX_BASE_DEPTH = 8  # base: chains deeper than this are a loop or a mistake
+
+
+class RecipeError(CurateError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanSection:
+    """Thresholds of `curate clean`'s rules (curate/clean_rules.py names each rule)."""
+
+    min_box_pixels: float = 2.0  # px: a box side below this is `tiny_box` (nothing can learn it)
+    min_box_relative: float = 0.01  # fraction of the image side: sqrt(area) below this is `tiny_box`
+    outside_tolerance_pixels: float = 2.0  # px: a box edge further outside the image is `box_outside_image`
+    duplicate_box_iou: float = 0.9  # same-label boxes overlapping above this are `duplicate_box`
+    whole_image_fraction: float = 0.95  # a box covering more of the image area is `box_covers_image`
+    size_mismatch_tolerance: float = 0.01  # relative: declared vs real size differing more is a mismatch
+    top_k: int = 0  # keep the K most frequent classes (0: all)
+    min_instances: int = 0  # keep classes with at least this many boxes (0: all)
+
+    _ranges = {"min_box_pixels": (0, 1e4), "min_box_relative": (0, 1), "outside_tolerance_pixels": (0, 1e4),
+               "duplicate_box_iou": (0, 1), "whole_image_fraction": (0, 1),
+               "size_mismatch_tolerance": (0, 1), "top_k": (0, 1e9), "min_instances": (0, 1e9)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    version: int = RECIPE_VERSION
+    name: str = ""  # a short name for the run (reports, sweeps)
+    dataset: str = ""  # FiftyOne dataset the stages work on
+    clean: CleanSection = CleanSection()
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    data = _load_with_bases(Path(path), depth=0)
+    return _build(Recipe, data, str(path))
+
+
+def _load_with_bases(path: Path, depth: int) -> dict:
+    if depth > MAX_BASE_DEPTH:
+        raise RecipeError(f"{path}: `base:` chain deeper than {MAX_BASE_DEPTH} (a loop?)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RecipeError(f"{path}: cannot read the recipe ({exc}); fix: check the path and YAML syntax")
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections; fix: start with `version: 1`")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return _merge(_load_with_bases((path.parent / str(base)).resolve(), depth + 1), data)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
+            raise RecipeError(f"{where}: unknown key {key!r}{hint}")
+        values[key] = _convert(hints[key], value, f"{where}: {key}")
+        _check_range(cls, key, values[key], f"{where}: {key}")
+    if values.get("version", RECIPE_VERSION) != RECIPE_VERSION:
+        raise RecipeError(f"{where}: version {values['version']} is not supported (this curate reads "
+                          f"version {RECIPE_VERSION})")
+    return cls(**values)
+
+
+def _convert(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    origin = typing.get_origin(hint)
+    if origin is tuple and isinstance(value, list):
+        (inner, *_) = typing.get_args(hint)
+        return tuple(_convert(inner, v, where) for v in value)
+    raise RecipeError(f"{where}: {value!r} is not a {getattr(hint, '__name__', hint)}")
+
+
+def _check_range(cls, key: str, value, where: str) -> None:
+    ranges = getattr(cls, "_ranges", {})
+    if key in ranges and isinstance(value, (int, float)):
+        low, high = ranges[key]
+        if not low <= value <= high:
+            raise RecipeError(f"{where}: {value} is outside [{low}, {high}]")
