@@ -118,8 +118,8 @@ def _facts(docs, kept, inspect_files: bool, progress) -> list[SampleFacts]:
             width=meta.get("width"), height=meta.get("height"), tags=doc.get("tags", []),
             boxes=None if gt is None else gt.get("detections", []),
             declared=(doc.get(schema.DECLARED_WIDTH), doc.get(schema.DECLARED_HEIGHT)),
-            image=images.get(i), duplicate_of_earlier=i in earlier_exact,
-            near_duplicate_of_earlier=i in earlier_near, split_leak=i in leaks,
+            image=images.get(i), duplicate_of=earlier_exact.get(i), near_duplicate_of=earlier_near.get(i),
+            split_leak=i in leaks,
             classes=frozenset(kept) if kept is not None else None))
     return facts
 
@@ -138,9 +138,12 @@ def _split_rank(doc) -> int:
     return min(ranks) if ranks else 0
 
 
-def _duplicate_flags(docs) -> tuple[set[int], set[int], set[int]]:
-    """Indices that repeat an earlier sample (exact / near), and copies sitting in a later split."""
-    exact, near, leaks = set(), set(), set()
+def _duplicate_flags(docs) -> tuple[dict[int, str], dict[int, str], set[int]]:
+    """Index -> the file it repeats (exact / near; the group's first sample is kept), and the copies
+    sitting in a later split than the group's first."""
+    exact: dict[int, str] = {}
+    near: dict[int, str] = {}
+    leaks: set[int] = set()
     for key, flagged in ((schema.EXACT_DUPLICATE_GROUP, exact), (schema.NEAR_DUPLICATE_GROUP, near)):
         groups = defaultdict(list)
         for i, doc in enumerate(docs):
@@ -148,10 +151,10 @@ def _duplicate_flags(docs) -> tuple[set[int], set[int], set[int]]:
                 groups[doc[key]].append(i)
         for members in groups.values():
             members.sort(key=lambda i: (_split_rank(docs[i]), str(docs[i]["_id"])))
-            flagged.update(members[1:])
+            flagged.update((i, docs[members[0]]["filepath"]) for i in members[1:])
             best = _split_rank(docs[members[0]])
             leaks.update(i for i in members if _split_rank(docs[i]) > best)
-    return exact, near - exact, leaks
+    return exact, {i: f for i, f in near.items() if i not in exact}, leaks
 
 
 def _write(dataset, docs, facts, kept, report: CleanReport) -> None:

@@ -16,6 +16,8 @@ from curate import schema
 from curate.recipe import CleanSection
 
 QUARANTINE, WARN = "quarantine", "warn"
+ROTATING_EXIF_ORIENTATIONS = range(2, 9)  # EXIF 274: 1 is upright; 0 and others are invalid, not turns
+PIXEL_BOX = "pixel_box"  # fo_store.PIXEL_BOX: boxes of annotation-only samples, absolute xyxy
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,8 @@ class SampleFacts:
     boxes: list[dict] | None  # detection dicts as stored (label, bounding_box, ...); None: unlabeled
     declared: tuple[int | None, int | None] = (None, None)
     image: object | None = None  # image_checks.ImageFacts, when the file was inspected
-    duplicate_of_earlier: bool = False
-    near_duplicate_of_earlier: bool = False
+    duplicate_of: str | None = None  # the file this sample is an exact copy of
+    near_duplicate_of: str | None = None  # the file this sample nearly copies
     split_leak: bool = False
     classes: frozenset[str] | None = None
     findings: list[Finding] = field(default_factory=list)
@@ -89,6 +91,7 @@ def box_findings(facts: SampleFacts, cfg: CleanSection) -> list[Finding]:
         rel = det.get("bounding_box")
         if rel is None or not w or not h:
             pixel.append(None)
+            out += _pixel_only_box(i, det.get(PIXEL_BOX))
             continue
         x0, y0, bw, bh = rel[0] * w, rel[1] * h, rel[2] * w, rel[3] * h
         pixel.append((x0, y0, x0 + bw, y0 + bh))
@@ -100,6 +103,18 @@ def box_findings(facts: SampleFacts, cfg: CleanSection) -> list[Finding]:
             out.append(Finding("label_not_in_classes", f"label {det.get('label')!r}", i))
     out += _duplicate_boxes(facts.boxes or [], pixel, cfg)
     return out
+
+
+def _pixel_only_box(i: int, box) -> list[Finding]:
+    """Annotation-only samples (no image, no size) keep pixel boxes: check what needs no size."""
+    if box is None:
+        return []
+    x0, y0, x1, y1 = box
+    if not all(math.isfinite(v) for v in box):
+        return [Finding("non_finite_box", f"box {box}", i)]
+    if x1 <= x0 or y1 <= y0:
+        return [Finding("degenerate_box", f"{x1 - x0:.1f}x{y1 - y0:.1f} px (x0={x0:g}, x1={x1:g})", i)]
+    return []
 
 
 def _single_box(i: int, xywh, w: int, h: int, cfg: CleanSection) -> list[Finding]:
@@ -147,10 +162,10 @@ def sample_findings(facts: SampleFacts, cfg: CleanSection) -> list[Finding]:
     if image is not None:
         out += _from_image_file(image)
     out += _size_findings(facts, cfg)
-    if facts.duplicate_of_earlier:
-        out.append(Finding("duplicate_image", "same bytes as an earlier sample"))
-    elif facts.near_duplicate_of_earlier:
-        out.append(Finding("near_duplicate_image", "perceptual hash within the threshold"))
+    if facts.duplicate_of:
+        out.append(Finding("duplicate_image", f"same bytes as {_short(facts.duplicate_of)}"))
+    elif facts.near_duplicate_of:
+        out.append(Finding("near_duplicate_image", f"nearly identical to {_short(facts.near_duplicate_of)}"))
     if facts.split_leak:
         out.append(Finding("duplicate_across_splits", "a copy is in another split"))
     if facts.boxes == [] and schema.TAG_NEGATIVE not in facts.tags:
@@ -158,6 +173,11 @@ def sample_findings(facts: SampleFacts, cfg: CleanSection) -> list[Finding]:
     if facts.boxes is None and schema.TAG_UNLABELED in facts.tags:
         out.append(Finding("unlabeled_image", "no annotation file"))
     return out
+
+
+def _short(path: str) -> str:
+    """The last two parts of a path: enough to find the file, short enough for a caption."""
+    return "/".join(path.replace("\\", "/").split("/")[-2:])
 
 
 def _from_import_tags(facts: SampleFacts) -> list[Finding]:
@@ -175,7 +195,7 @@ def _from_image_file(image) -> list[Finding]:
         out.append(Finding("truncated_image", "no end-of-image marker"))
     if not image.extension_matches:
         out.append(Finding("extension_mismatch", f"{image.format} content"))
-    if image.exif_orientation not in (None, 1):
+    if image.exif_orientation in ROTATING_EXIF_ORIENTATIONS:
         out.append(Finding("exif_rotated", f"EXIF orientation {image.exif_orientation}"))
     if image.mode != "RGB" or (image.bit_depth or 8) > 8:
         out.append(Finding("non_rgb_image", f"mode {image.mode}, {image.bit_depth or 8}-bit"))

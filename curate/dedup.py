@@ -13,7 +13,7 @@ from pymongo import UpdateOne
 
 from curate import schema
 from curate.duplicates import find_groups
-from curate.hashing import hash_files
+from curate.hashing import HASH_PREFIX, hash_files
 from curate.progress import track
 
 WRITE_BATCH = 1000
@@ -45,8 +45,9 @@ def declare_fields(dataset) -> None:
 def hash_unhashed(dataset, *, progress: bool | None = None) -> int:
     """Hash readable images that have no hash yet (new or changed since the last import)."""
     collection = dataset._sample_collection
-    todo = list(collection.find({schema.CONTENT_HASH: None, schema.METADATA: {"$ne": None}},
-                                {"filepath": 1}))
+    stale = {"$or": [{schema.CONTENT_HASH: None},
+                     {schema.PERCEPTUAL_HASH: {"$not": {"$regex": f"^{HASH_PREFIX}"}}}]}
+    todo = list(collection.find({**stale, schema.METADATA: {"$ne": None}}, {"filepath": 1}))
     ops = []
     hashes = hash_files([d["filepath"] for d in todo])
     for doc, result in track(zip(todo, hashes), total=len(todo), description="hashing images",

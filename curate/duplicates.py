@@ -1,7 +1,7 @@
 """Exact and near-duplicate groups from the hashes in curate/hashing.py.
 
 Exact: equal content hashes. Near: perceptual hashes within ``NEAR_DUPLICATE_BITS`` bits (Hamming
-distance), found without comparing all pairs: split the 64 bits into ``NEAR_DUPLICATE_BITS + 1`` chunks;
+distance), found without comparing all pairs: split the hash bits into ``NEAR_DUPLICATE_BITS + 1`` chunks;
 two hashes that differ in at most that many bits agree on at least one whole chunk (pigeonhole), so only
 hashes sharing a chunk are compared. Groups are connected components (union-find).
 """
@@ -12,9 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
-HASH_BITS = 64
-# dHash distances between re-encoded/resized copies are typically 0-4 bits; unrelated photos ~32.
-NEAR_DUPLICATE_BITS = 6
+from curate.hashing import hash_value
+
+HASH_BITS = 256
+# 256-bit dHash: re-encoded / resized copies measured within 16 bits, unrelated photos beyond 24
+# (curate/hashing.py has the measurement).
+NEAR_DUPLICATE_BITS = 16
 
 
 class _UnionFind:
@@ -83,7 +86,7 @@ def find_groups(content_hashes: Sequence[str | None], perceptual_hashes: Sequenc
             exact_pairs.append((index[h], i))
         else:
             index[h] = i
-    values = [int(h, 16) if h else None for h in perceptual_hashes]
+    values = [hash_value(h) for h in perceptual_hashes]
     near = list(near_pairs(values, max_bits))
     n = len(content_hashes)
     return DuplicateGroups(exact=_components(n, exact_pairs), near=_components(n, exact_pairs + near))

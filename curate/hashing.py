@@ -1,9 +1,12 @@
 """Content and perceptual hashes of image files, computed in parallel.
 
 * ``content_hash``: SHA-1 of the file bytes (exact duplicates: the same file under two names).
-* ``perceptual_hash``: a 64-bit difference hash (dHash) of the image scaled to 9x8 grey pixels, as 16 hex
-  digits. Re-encoded, resized or slightly recoloured copies differ in a few bits (near duplicates).
-  JPEGs are decoded at 1/8 scale (``Image.draft``), which makes this ~1 ms per image.
+* ``perceptual_hash``: a 256-bit difference hash (dHash) of the image scaled to 17x16 grey pixels, written
+  ``d256:`` + 64 hex digits. Re-encoded, resized or slightly recoloured copies differ in a few bits (near
+  duplicates). JPEGs are decoded at 1/8 scale (``Image.draft``), which makes this ~1 ms per image.
+  Why 256 bits: on the real fruit set (white-background product photos) the 64-bit hash put unrelated
+  apples within 6 bits of each other (75 false pairs); at 256 bits every true copy was within 16 bits
+  and no other pair was within 24.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-DHASH_COLUMNS, DHASH_ROWS = 9, 8  # 8 comparisons per row x 8 rows = 64 bits
+DHASH_COLUMNS, DHASH_ROWS = 17, 16  # 16 comparisons per row x 16 rows = 256 bits
+HASH_PREFIX = "d256:"  # names the hash kind, so a change of kind re-hashes stored samples
 DRAFT_SIZE = (64, 64)  # ask the JPEG decoder for at least this much, no more
 CHUNK = 64  # images per task sent to a worker process
 
@@ -36,8 +40,14 @@ def image_hashes(path: str) -> tuple[str, str] | None:
         return None
     pixels = np.asarray(grey, dtype=np.int16)
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
-    value = int(np.packbits(bits).view(">u8")[0])
-    return content, f"{value:016x}"
+    return content, HASH_PREFIX + np.packbits(bits).tobytes().hex()
+
+
+def hash_value(perceptual_hash: str | None) -> int | None:
+    """The integer of a stored perceptual hash, or None when absent or of another kind."""
+    if not perceptual_hash or not perceptual_hash.startswith(HASH_PREFIX):
+        return None
+    return int(perceptual_hash[len(HASH_PREFIX):], 16)
 
 
 def hash_files(paths: Iterable[str], *, workers: int | None = None) -> Iterator[tuple[str, str] | None]:

@@ -6,8 +6,8 @@ import shutil
 
 from PIL import Image
 
-from curate.duplicates import find_groups, near_pairs
-from curate.hashing import hash_files, image_hashes
+from curate.duplicates import NEAR_DUPLICATE_BITS, find_groups, near_pairs
+from curate.hashing import HASH_PREFIX, hash_files, hash_value, image_hashes
 from curate.synth import render_image
 
 
@@ -27,8 +27,8 @@ def test_exact_copy_same_hashes_and_reencoded_copy_is_near(tmp_path):
                                                         tmp_path / "small.jpg", other))
     assert a == copy
     assert a[0] != small[0]
-    distance = lambda x, y: bin(int(x[1], 16) ^ int(y[1], 16)).count("1")  # noqa: E731
-    assert distance(a, small) <= 6 < distance(a, b)
+    distance = lambda x, y: bin(hash_value(x[1]) ^ hash_value(y[1])).count("1")  # noqa: E731
+    assert distance(a, small) <= NEAR_DUPLICATE_BITS < distance(a, b)
 
 
 def test_unreadable_file_has_no_hash(tmp_path):
@@ -43,7 +43,8 @@ def test_parallel_hashing_matches_serial(tmp_path):
 
 def test_groups_by_hand():
     content = ["x", "y", "x", None, "z", "w"]
-    perceptual = ["0" * 16, "0" * 15 + "f", "0" * 16, None, "f" * 16, "0" * 15 + "3"]
+    perceptual = [HASH_PREFIX + h for h in ("0" * 64, "0" * 63 + "f", "0" * 64)] + [None] + [
+        HASH_PREFIX + h for h in ("f" * 64, "0" * 63 + "3")]
     groups = find_groups(content, perceptual, max_bits=4)
     assert groups.exact == [[0, 2]]
     # 0,2 identical; 1 differs from them in 4 bits; 5 in 2 bits; 4 is far; 3 has no hash
@@ -54,9 +55,11 @@ def test_near_pairs_finds_every_pair_within_distance_and_no_other():
     import random
 
     rng = random.Random(0)
-    hashes = [rng.getrandbits(64) for _ in range(60)]
-    hashes += [h ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)) for h in hashes[:20]]
-    found = set(near_pairs(hashes, max_bits=6))
+    hashes = [rng.getrandbits(256) for _ in range(60)]
+    for h in hashes[:20]:
+        for flips in (3, 16, 17):  # within, at, and just beyond the threshold
+            hashes.append(h ^ sum(1 << b for b in rng.sample(range(256), flips)))
+    found = set(near_pairs(hashes, max_bits=16))
     brute = {(i, j) for i in range(len(hashes)) for j in range(i + 1, len(hashes))
-             if bin(hashes[i] ^ hashes[j]).count("1") <= 6}
+             if bin(hashes[i] ^ hashes[j]).count("1") <= 16}
     assert found == brute and len(brute) >= 20

@@ -13,7 +13,7 @@ def report(r, files) -> None:
                   title=f"{r.dataset}: {r.samples} samples checked in {r.seconds:.1f} s")
     for name, count in r.counts.items():
         rule = RULES[name]
-        examples = "\n".join(r.examples.get(name, [])[:2])
+        examples = "\n".join(e.rsplit("/", 1)[-1] for e in r.examples.get(name, [])[:2])
         table.add_row(name, rule.severity, str(count), rule.fix or "", f"{rule.explains}\n{examples}")
     console.print(table if r.counts else "no findings")
     console.print(f"{r.quarantined} samples quarantined (kept, excluded from training views).")
