@@ -47,11 +47,39 @@ class CleanSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelSection:
+    """The detector: trainer.model.build_ssd's arguments."""
+
+    backbone: str = "mobilenet_v2"  # vgg16 | mobilenet_v1 | mobilenet_v2 | mobilenet_v2_fpn | mobilenet_v3_large | tiny
+    width_mult: float = 1.0  # MobileNet v1 width multiplier, 0.25..1.0
+    image_size: tuple[int, ...] = (300, 300)  # network input (height, width) in pixels
+    resize_mode: str = "stretch"  # stretch (SSD's plain resize) | letterbox (keep aspect, pad with mean)
+    head: str = ""  # ssd | ssdlite; "" = the backbone's default
+    pretrained: str = ""  # "" = none | imagenet (torchvision, needs internet) | path to a state dict
+
+    _ranges = {"width_mult": (0.25, 1.0)}
+    _choices = {"backbone": ("vgg16", "mobilenet_v1", "mobilenet_v2", "mobilenet_v2_fpn",
+                             "mobilenet_v3_large", "tiny"),
+                "resize_mode": ("stretch", "letterbox"), "head": ("", "ssd", "ssdlite")}
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchorsSection:
+    """SSD default boxes in trainer.priors.AnchorSpec's form; `curate anchors --fit` writes them."""
+
+    scales: tuple[float, ...] = ()  # L + 1 sizes relative to the input height; () = the backbone default
+    aspect_ratios: tuple[tuple[float, ...], ...] = ()  # per layer, explicit w/h ratios
+    extra_square: bool = True  # add a sqrt(s_k * s_k+1) square box per location (SSD paper)
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     version: int = RECIPE_VERSION
     name: str = ""  # a short name for the run (reports, sweeps)
     dataset: str = ""  # FiftyOne dataset the stages work on
     clean: CleanSection = CleanSection()
+    model: ModelSection = ModelSection()
+    anchors: AnchorsSection = AnchorsSection()
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -118,6 +146,11 @@ def _convert(hint, value, where: str):
 
 
 def _check_range(cls, key: str, value, where: str) -> None:
+    choices = getattr(cls, "_choices", {})
+    if key in choices and value not in choices[key]:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices[key]], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise RecipeError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices[key]))}{hint}")
     ranges = getattr(cls, "_ranges", {})
     if key in ranges and isinstance(value, (int, float)):
         low, high = ranges[key]
