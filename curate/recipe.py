@@ -73,6 +73,78 @@ class AnchorsSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataSection:
+    """Which samples the training manifest holds."""
+
+    train_split: str = "train"  # sample tag of the training images
+    val_split: str = "val"  # sample tag of the validation images ("" = no validation)
+    classes: tuple[str, ...] = ()  # class order; () = the classes kept by `curate clean`, else all, sorted
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentSection:
+    """trainer.augment.build_augmentation's preset and settings (unknown settings are refused there)."""
+
+    preset: str = "ssd"  # none | light | ssd
+    settings: dict = dataclasses.field(default_factory=dict)  # AugmentationSettings overrides
+
+    _choices = {"preset": ("none", "light", "ssd")}
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSection:
+    """trainer.loss.MultiBoxLoss: total = (cls_sum + loc_weight * loc_sum) / max(num_pos, 1)."""
+
+    neg_pos_ratio: float = 3.0  # hard negatives kept per positive
+    n_neg_min: int = 0  # negatives kept even with no positive (background-only images still teach)
+    mining: str = "per_image"  # per_image | batch | none (all negatives: the seeds' ablation)
+    loc_weight: float = 1.0  # weight of the localisation term
+    class_weighting: str = "none"  # none | inverse_frequency | inverse_frequency_positives
+    focal_gamma: float = 0.0  # > 0: focal loss; 0 = cross-entropy
+    iou_threshold: float = 0.5  # a default box with IoU >= this with a ground truth is a positive
+
+    _ranges = {"neg_pos_ratio": (0, 1000), "n_neg_min": (0, 1e6), "loc_weight": (0, 1000),
+               "focal_gamma": (0, 10), "iou_threshold": (0.05, 0.95)}
+    _choices = {"mining": ("per_image", "batch", "none"),
+                "class_weighting": ("none", "inverse_frequency", "inverse_frequency_positives")}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSection:
+    """The training loop (trainer/run.py)."""
+
+    epochs: int = 20
+    batch_size: int = 16  # images per step (per process under torchrun)
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.01  # peak learning rate
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"  # cosine | step | constant
+    step_milestones: tuple[int, ...] = ()  # epochs where `step` multiplies the lr by step_gamma
+    step_gamma: float = 0.1
+    warmup_epochs: float = 0.0  # linear warm-up from lr / 10 over this many epochs
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    amp: bool = True  # mixed precision and channels-last on CUDA (ignored on CPU)
+    val_every: int = 1  # validate every N epochs
+    best_metric: str = "map50"  # map50 | val_loss: what makes a checkpoint `best`
+    early_stop_patience: int = 0  # validations without improvement before stopping; 0 = never
+    workers: int = 2  # DataLoader worker processes
+    seed: int = 0
+    trainable_last_n: int = -1  # train only the last N backbone layers (+ extras and head); -1 = all
+    init_from: str = ""  # fine-tune from a previous run's checkpoint (classes may differ)
+    device: str = "auto"  # auto | cpu | cuda
+    score_threshold: float = 0.01  # detections kept for validation mAP
+    nms_iou: float = 0.45
+
+    _ranges = {"epochs": (1, 100000), "batch_size": (1, 4096), "lr": (0, 10), "momentum": (0, 1),
+               "weight_decay": (0, 1), "step_gamma": (0, 1), "warmup_epochs": (0, 1000),
+               "grad_clip": (0, 1e6), "val_every": (1, 1000), "early_stop_patience": (0, 100000),
+               "workers": (0, 64), "score_threshold": (0, 1), "nms_iou": (0, 1)}
+    _choices = {"optimizer": ("sgd", "adam", "adamw"), "scheduler": ("cosine", "step", "constant"),
+                "best_metric": ("map50", "val_loss"), "device": ("auto", "cpu", "cuda")}
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     version: int = RECIPE_VERSION
     name: str = ""  # a short name for the run (reports, sweeps)
@@ -80,6 +152,13 @@ class Recipe:
     clean: CleanSection = CleanSection()
     model: ModelSection = ModelSection()
     anchors: AnchorsSection = AnchorsSection()
+    data: DataSection = DataSection()
+    augment: AugmentSection = AugmentSection()
+    loss: LossSection = LossSection()
+    train: TrainSection = TrainSection()
+
+    def to_dict(self) -> dict:
+        return recipe_to_dict(self)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -138,6 +217,8 @@ def _convert(hint, value, where: str):
         return float(value)
     if hint in (int, str, bool) and type(value) is hint:
         return value
+    if hint is dict and isinstance(value, dict):
+        return dict(value)
     origin = typing.get_origin(hint)
     if origin is tuple and isinstance(value, list):
         (inner, *_) = typing.get_args(hint)
@@ -156,3 +237,18 @@ def _check_range(cls, key: str, value, where: str) -> None:
         low, high = ranges[key]
         if not low <= value <= high:
             raise RecipeError(f"{where}: {value} is outside [{low}, {high}]")
+
+
+def recipe_to_dict(recipe: Recipe) -> dict:
+    """Plain data (tuples as lists) for YAML/JSON and checkpoints."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+    return plain(dataclasses.asdict(recipe))
+
+
+def recipe_from_dict(data: dict, where: str = "recipe") -> Recipe:
+    return _build(Recipe, data, where)
