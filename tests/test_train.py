@@ -133,7 +133,7 @@ def test_diverging_loss_names_the_images(tmp_path):
 def test_two_process_ddp_on_cpu(tmp_path):
     manifest = _manifest(tmp_path, 8, split_val=False)
     recipe = _write_recipe(tmp_path / "r.yaml", _recipe(epochs=2, batch_size=2))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "-m", "trainer", str(recipe), "--manifest", str(manifest), "--out", str(tmp_path / "ddp"),
                "--no-progress"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT, timeout=600,

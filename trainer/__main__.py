@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from curate.recipe import RecipeError, load_recipe
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, ManifestError, CheckpointError, TrainingDiverged) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"trained {result.epochs_run} epochs; best {result.best_score}; run folder {result.out_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"trained {result.epochs_run} epochs; best {result.best_score}; run folder {result.out_dir}")
     return 0
 
 

@@ -43,8 +43,8 @@ VOC_IOU_THRESHOLD = 0.5  # the PASCAL VOC criterion (Everingham et al., IJCV 201
 VOC07_RECALL_POINTS = np.arange(0.0, 1.1, 0.1)
 BACKGROUND = "background"
 __all__ = ["EvalData", "Matches", "match_dataset", "match_detections", "VocResult", "evaluate_voc",
-           "voc_ap_11point", "voc_ap_all_point", "voc_map50", "ConfusionResult", "confusion_matrix", "box_iou", "box_area",
-           "TP", "FP", "FN", "IGNORED", "BACKGROUND"]
+           "voc_ap_11point", "voc_ap_all_point", "voc_map50", "ConfusionResult", "confusion_matrix",
+           "box_iou", "box_area", "TP", "FP", "FN", "IGNORED", "BACKGROUND"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +109,8 @@ class EvalData:
         """From one mapping per image (the torchmetrics layout): ground truth ``boxes``, ``labels`` and
         optional ``difficult``, ``iscrowd``, ``area``; detections ``boxes``, ``scores``, ``labels``."""
         if len(ground_truths) != len(detections):
-            raise ValueError(f"{len(ground_truths)} ground-truth images but {len(detections)} detection images")
+            raise ValueError(f"{len(ground_truths)} ground-truth images but {len(detections)} "
+                             "detection images")
 
         def column(items, key, width=None):
             parts = [np.asarray(item[key]) for item in items]

@@ -82,11 +82,12 @@ def _accumulate(data: EvalData, *, gt_area, det_area, ranges, thresholds, max_de
     num_areas, num_gt = gt_ignore.shape
     padded = np.concatenate([gt_ignore, np.zeros((num_areas, 1), bool)], axis=1)
     det_out = (det_area < low) | (det_area > high)
-    counted = ~np.where(matched, padded[np.arange(num_areas)[:, None, None], np.where(matched, match, num_gt)],
-                        det_out[:, None, :])
+    matched_ignored = padded[np.arange(num_areas)[:, None, None], np.where(matched, match, num_gt)]
+    counted = ~np.where(matched, matched_ignored, det_out[:, None, :])
     positives = np.stack([np.bincount(data.gt_labels[~ignore], minlength=len(data.classes))
                           for ignore in gt_ignore])
-    precision, recall = _per_class(data, rank, used, matched & counted, ~matched & counted, positives, max_dets)
+    precision, recall = _per_class(data, rank, used, matched & counted, ~matched & counted, positives,
+                                   max_dets)
     found = np.zeros((num_areas, len(thresholds), num_gt), bool)
     a, t, d = np.nonzero(matched)
     found[a, t, match[a, t, d]] = True
@@ -102,13 +103,15 @@ def _per_class(data: EvalData, rank, used, true_positive, false_positive, positi
     rows = np.flatnonzero(used)
     rows = rows[np.lexsort((rank[rows], data.det_image[rows], -data.det_scores[rows], data.det_labels[rows]))]
     bounds = np.searchsorted(data.det_labels[rows], np.arange(num_classes + 1))
-    rows_rank, true_positive, false_positive = rank[rows], true_positive[:, :, rows], false_positive[:, :, rows]
+    rows_rank = rank[rows]
+    true_positive, false_positive = true_positive[:, :, rows], false_positive[:, :, rows]
     for k in range(num_classes):
         span, previous = slice(bounds[k], bounds[k + 1]), -1
         for m, limit in enumerate(max_dets):
             picked = rows_rank[span] < limit
             if picked.sum() == previous:  # limits are sorted: same count, same detections
-                precision[..., k, :, m], recall[..., k, :, m] = precision[..., k, :, m - 1], recall[..., k, :, m - 1]
+                precision[..., k, :, m] = precision[..., k, :, m - 1]
+                recall[..., k, :, m] = recall[..., k, :, m - 1]
                 continue
             previous = picked.sum()
             tp_sum = np.cumsum(true_positive[:, :, span][:, :, picked], axis=2, dtype=np.float64)
@@ -145,13 +148,14 @@ def _select(result_arrays, iou_thresholds, area_labels, max_dets, *, ap, iou, ar
 
 def _summaries(precision, recall, iou_thresholds, area_labels, max_dets):
     stats, per_class = {}, {}
+    num_classes = precision.shape[2]
     for name, (ap, iou, area, max_det) in COCO_STATS.items():
-        values = _select((precision, recall), iou_thresholds, area_labels, max_dets, ap=ap, iou=iou, area=area,
-                         max_det=max_det)
+        values = _select((precision, recall), iou_thresholds, area_labels, max_dets, ap=ap, iou=iou,
+                         area=area, max_det=max_det)
         kept = values[values > -1]
         stats[name] = float(np.mean(kept)) if len(kept) else -1.0
-        num_classes = precision.shape[2]
-        by_class = np.moveaxis(values, 2 if ap else 1, 0).reshape(num_classes, values.size // max(num_classes, 1))
+        by_class = np.moveaxis(values, 2 if ap else 1, 0)
+        by_class = by_class.reshape(num_classes, values.size // max(num_classes, 1))
         valid = by_class > -1
         with np.errstate(invalid="ignore", divide="ignore"):
             per_class[name] = np.where(valid, by_class, 0.0).sum(axis=1) / valid.sum(axis=1)
@@ -206,7 +210,7 @@ def evaluate_size_bins(data: EvalData, *, edges: Sequence[float] = DEFAULT_SIZE_
                                                    max_dets=(max_dets,))
     valid = precision[0, 0, :, :, 0] > -1  # [K, B]
     with np.errstate(invalid="ignore", divide="ignore"):
-        ap_per_class = np.where(valid[None], precision[0, :, :, :, 0], 0.0).sum(axis=0) / len(COCO_RECALL_THRESHOLDS)
+        ap_per_class = np.where(valid[None], precision[0, :, :, :, 0], 0.0).mean(axis=0)
         num_gt = (~ignore).sum(axis=1)
         ap = np.where(valid, ap_per_class, 0.0).sum(axis=0) / valid.sum(axis=0)
         recall_all = found[:, 0].sum(axis=1) / num_gt

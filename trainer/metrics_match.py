@@ -250,7 +250,8 @@ def voc_match(det_key, det_scores, det_boxes, gt_key, gt_boxes, gt_ignore, thres
     and each detection's best IoU.
     """
     num_dets = len(det_key)
-    status, det_match, best_iou = np.full(num_dets, FP, np.int8), np.full(num_dets, -1, np.int64), np.zeros(num_dets)
+    status, det_match = np.full(num_dets, FP, np.int8), np.full(num_dets, -1, np.int64)
+    best_iou = np.zeros(num_dets)
     rank = _detection_ranks(det_key, det_scores)
     no_crowd = np.zeros(len(gt_key), bool)
     for chunk in _layout(det_key, rank, np.ones(num_dets, bool), gt_key, 1):
