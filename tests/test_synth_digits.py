@@ -13,10 +13,10 @@ from PIL import Image
 from curate.boxes import PixelConvention
 from curate.errors import CurateError
 from curate.formats.voc_xml import read_voc_xml
-from curate.synth_digits import (CIFAR_LIKE_CLASSES, INK_LEVEL, MNIST_CLASSES, MnistDownloadError,
-                                 MnistFormatError, download_mnist, ink_box, load_mnist, load_mnist_csv,
-                                 load_mnist_idx, read_idx, render_digit_canvas, split_assignment,
-                                 write_cifar_like_detection, write_mnist_detection)
+from curate.mnist import (MNIST_CLASSES, MnistDownloadError, MnistFormatError, download_mnist, load_mnist,
+                          load_mnist_csv, load_mnist_idx, read_idx)
+from curate.synth_digits import (CIFAR_LIKE_CLASSES, INK_LEVEL, ink_box, render_digit_canvas,
+                                 split_assignment, write_cifar_like_detection, write_mnist_detection)
 
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 CANVAS = 300
