@@ -133,6 +133,34 @@ def write_weights(dataset, table: Table, target: np.ndarray) -> dict:
             "kl_uniform": weighted_kl(table.counts, target, uniform)}
 
 
+def select_negatives(dataset, table: Table, *, ratio: float, fractions: dict[str, float], seed: int) -> dict:
+    """Background-only images at ``positives:negatives = ratio``: annotated-empty, declared negatives or
+    unlabeled images of the usable samples. Never an image holding a box of an excluded class (tag
+    has_excluded_class), never a quarantined one (not in the table), never a copy of a positive image
+    (shares its duplicate group). Chosen ones get ``negative_selected`` and a split tag if they had none."""
+    has_boxes = table.counts.sum(axis=1) > 0
+    use_balanced = any(TAG_BALANCED in tags for tags in table.tags)
+    positive = has_boxes & np.array([TAG_BALANCED in t or not use_balanced for t in table.tags])
+    positive_groups = {g for g, p in zip(table.groups, positive) if p and g}
+    candidates = [i for i in range(len(table.ids)) if not has_boxes[i]
+                  and schema.TAG_HAS_EXCLUDED_CLASS not in table.tags[i]
+                  and not (table.groups[i] and table.groups[i] in positive_groups)]
+    wanted = int(round(positive.sum() / ratio)) if ratio > 0 else 0
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(candidates, size=min(wanted, len(candidates)), replace=False).tolist())
+    names, shares = list(fractions), np.array(list(fractions.values()), float)
+    ops = []
+    for i in chosen:
+        tags = [t for t in table.tags[i] if t != TAG_NEGATIVE_SELECTED] + [TAG_NEGATIVE_SELECTED]
+        if not any(t in SPLITS for t in tags):
+            tags.append(str(rng.choice(names, p=shares / shares.sum())))
+        ops.append(UpdateOne({"_id": table.ids[i]}, {"$set": {"tags": tags}}))
+    dataset._sample_collection.update_many({}, {"$pull": {"tags": TAG_NEGATIVE_SELECTED}})
+    _bulk(dataset, ops)
+    return {"ratio": ratio, "positives": int(positive.sum()), "wanted": wanted, "candidates": len(candidates),
+            "selected": len(chosen), "short_by": max(0, wanted - len(chosen))}
+
+
 def save_report(dataset, report: BalanceReport) -> None:
     dataset.info[INFO_BALANCE] = {"ran_at": dt.datetime.now().isoformat(timespec="seconds"),
                                   **report.to_dict()}

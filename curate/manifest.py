@@ -8,7 +8,8 @@ Reads: the training view (``clean.training_view``: nothing quarantined or unusab
 to MongoDB (DataLoader workers stay fork-safe, and training can run where the database is not reachable).
 
 Boxes of classes outside ``classes`` and boxes tagged ``excluded_class`` are left out; unlabeled images
-(no annotation) are left out; annotated images with no boxes are kept (they teach background).
+(no annotation) are left out unless ``curate balance --negatives`` chose them; annotated images with no
+boxes are kept (they teach background).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from curate.errors import CurateError
 MANIFEST_VERSION = 1
 SAMPLE_WEIGHT = "sample_weight"  # curate balance writes it; 1.0 when absent
 EXCLUDED_BOX_TAG = "excluded_class"
+NEGATIVE_SELECTED_TAG = "negative_selected"
 
 
 @dataclass
@@ -50,7 +52,10 @@ def write_manifest(dataset, path: Path, *, splits: dict[str, str], classes: list
     """``splits`` maps a manifest split name (train, val) to the sample tag that selects it."""
     from curate.clean import training_view
 
-    view = training_view(dataset).exists(schema.GROUND_TRUTH)
+    from fiftyone import ViewField as F
+
+    chosen_negative = F("tags").contains(NEGATIVE_SELECTED_TAG)  # curate balance --negatives
+    view = training_view(dataset).match(F(schema.GROUND_TRUTH).exists() | chosen_negative)
     known = set(classes)
     records, counts, boxes = [], Counter(), Counter()
     for split, tag in splits.items():

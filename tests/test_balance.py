@@ -92,3 +92,31 @@ def test_weights_reach_the_manifest_and_undo_removes_them(skewed, tmp_path):
     assert np.isclose(np.mean([r["weight"] for r in records]), 1.0)
     undo_balance(skewed)
     assert SAMPLE_WEIGHT not in skewed.first() or skewed.first()[SAMPLE_WEIGHT] is None
+
+
+def test_negatives_follow_the_ratio_and_the_rules(skewed, tmp_path):
+    from curate.balance import TAG_NEGATIVE_SELECTED, select_negatives
+    from curate.ingest import import_folder
+
+    background = tmp_path / "background"
+    background.mkdir()
+    for i in range(20):
+        image, _ = render_image(500 + i, 96, 72, max_boxes=0)
+        image.save(background / f"bg_{i:02d}.jpg", quality=90)
+    shutil.copy(tmp_path / "skewed" / "001.jpg", background / "copy_of_positive.jpg")
+    import_folder(background, dataset_name=skewed.name, fmt="labelimg", source="negatives", progress=False)
+    import_path(tmp_path / "skewed", dataset_name=skewed.name, progress=False)  # re-group duplicates
+    excluded = skewed.match(fo.ViewField("filepath").ends_with("bg_00.jpg")).first()
+    excluded.tags.append(schema.TAG_HAS_EXCLUDED_CLASS)
+    excluded.save()
+    result = select_negatives(skewed, load_table(skewed), ratio=2.0,
+                              fractions={"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
+    chosen = skewed.match_tags(TAG_NEGATIVE_SELECTED).values("filepath")
+    assert result["positives"] == sum(SKEW.values()) + 1 and len(chosen) == 18  # 36 positives / 2
+    assert not any(p.endswith(("copy_of_positive.jpg", "bg_00.jpg")) for p in chosen)
+    info = write_manifest(skewed, tmp_path / "m.jsonl", splits={"train": "train", "val": "val"},
+                          classes=sorted(SKEW))
+    records = [json.loads(line) for line in info.path.read_text().splitlines()[1:]]
+    in_train_or_val = skewed.match_tags(TAG_NEGATIVE_SELECTED).match_tags(["train", "val"]).values("filepath")
+    assert {r["filepath"] for r in records if r["filepath"] in chosen} == set(in_train_or_val)
+    assert all(r["boxes"] == [] for r in records if r["filepath"] in chosen)

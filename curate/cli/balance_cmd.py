@@ -23,6 +23,10 @@ def balance_command(
                                "of class weights."),
     weights: bool = typer.Option(False, "--weights", help="Write sample_weight for a weighted sampler "
                                  "instead of dropping data."),
+    negatives: str = typer.Option(None, "--negatives", help="positives:negatives in images, e.g. 3:1: choose "
+                                  "background-only images (never excluded-class, quarantined or copies)."),
+    negatives_from: Path = typer.Option(None, "--negatives-from", help="Import this folder of background "
+                                        "images (source 'negatives') before choosing."),
     seed: int = typer.Option(0, "--seed"),
     plots: Path = typer.Option(None, "--plots", help="Folder for PNGs (default ./curate-balance/DATASET)."),
     undo: bool = typer.Option(False, "--undo", help="Remove the selection, weights and chosen negatives."),
@@ -40,8 +44,12 @@ def balance_command(
     if undo:
         balance.undo_balance(ds)
         return render_balance.console.print("removed the selection, weights and chosen negatives")
-    if not (split or select or weights):
-        raise CurateError("nothing to do; fix: pass --split, --select BUDGET and/or --weights")
+    if not (split or select or weights or negatives):
+        raise CurateError("nothing to do; fix: pass --split, --select BUDGET, --weights and/or --negatives 3:1")
+    if negatives_from:
+        from curate.ingest import import_folder
+
+        import_folder(negatives_from, dataset_name=dataset, fmt="labelimg", source="negatives")
     table = balance.load_table(ds)
     report = balance.BalanceReport(dataset, table.classes)
     if split:
@@ -53,6 +61,10 @@ def balance_command(
                                                    target=q, seed=seed)
     if weights:
         report.weights = balance.write_weights(ds, table, q)
+    if negatives:
+        table = balance.load_table(ds)  # after the selection and splits above
+        report.negatives = balance.select_negatives(ds, table, ratio=_ratio(negatives),
+                                                    fractions=_fractions(fractions), seed=seed)
     balance.save_report(ds, report)
     files = render_balance.plots(report, table, q, plots or Path("curate-balance") / dataset, seed)
     if as_json:
@@ -69,6 +81,14 @@ def _fractions(text: str) -> dict[str, float]:
     if len(values) != 3 or abs(sum(values) - 1) > 1e-6 or min(values) < 0:
         raise CurateError(f"--fractions {text!r}: three non-negative numbers summing to 1 (train,val,test)")
     return dict(zip(("train", "val", "test"), values))
+
+
+def _ratio(text: str) -> float:
+    try:
+        positives, negatives = (float(v) for v in text.split(":"))
+        return positives / negatives
+    except (ValueError, ZeroDivisionError):
+        raise CurateError(f"--negatives {text!r}: write positives:negatives, e.g. 3:1") from None
 
 
 def _target(text: str, table):

@@ -32,6 +32,12 @@ def report(r, files) -> None:
         w = r.weights
         console.print(f"sample_weight written: KL {w['kl_weighted']:.4f} (uniform sampling "
                       f"{w['kl_uniform']:.4f}, LVIS repeat factors {w['kl_repeat_factors']:.4f})")
+    if r.negatives:
+        n = r.negatives
+        console.print(f"negatives: {n['selected']} chosen for {n['positives']} positive images (ratio "
+                      f"{n['ratio']:g}:1; {n['candidates']} candidates)"
+                      + (f"; [yellow]{n['short_by']} short[/]: add background images with --negatives-from DIR"
+                         if n["short_by"] else ""))
     for path in files:
         console.print(f"plot: {path}")
 
