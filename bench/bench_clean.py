@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import tempfile
 import time
@@ -28,34 +27,12 @@ def isolate_database() -> None:
 
 
 def make_folder(folder: Path, n: int) -> Path:
-    from curate.synth import write_labelimg_folder
+    from curate.synth import add_defects, write_labelimg_folder
 
     if len(list(folder.glob("*.xml"))) == n:
         return folder
     write_labelimg_folder(folder, n, seed=7, width=320, height=240, max_boxes=4)
-    rng = random.Random(0)
-    for i in range(0, n, DEFECT_EVERY):
-        stem = folder / f"img_{i:05d}"
-        kind = rng.choice(["degenerate", "outside", "png", "truncated"])
-        if kind == "degenerate":
-            xml = stem.with_suffix(".xml").read_text()
-            stem.with_suffix(".xml").write_text(xml.replace("</annotation>", "<object><name>acme</name>"
-                                                "<bndbox><xmin>5</xmin><ymin>5</ymin><xmax>5</xmax>"
-                                                "<ymax>30</ymax></bndbox></object></annotation>"))
-        elif kind == "outside":
-            xml = stem.with_suffix(".xml").read_text()
-            stem.with_suffix(".xml").write_text(xml.replace("</annotation>", "<object><name>acme</name>"
-                                                "<bndbox><xmin>300</xmin><ymin>5</ymin><xmax>360</xmax>"
-                                                "<ymax>30</ymax></bndbox></object></annotation>"))
-        elif kind == "png":
-            from PIL import Image
-
-            with Image.open(stem.with_suffix(".jpg")) as image:
-                image.load()
-            image.save(stem.with_suffix(".jpg"), format="PNG")
-        else:
-            data = stem.with_suffix(".jpg").read_bytes()
-            stem.with_suffix(".jpg").write_bytes(data[: len(data) * 2 // 3])
+    add_defects(folder, every=DEFECT_EVERY, seed=0)
     return folder
 
 

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from curate.anchor_grid import DEFAULT_IOU_THRESHOLD, grid_best_iou, nearest_centre_offsets
 from trainer.priors import AnchorSpec, DefaultBoxes
 
-DEFAULT_IOU_THRESHOLD = 0.5  # SSD's matching threshold (trainer.box_coder.match's default)
 IOU_CHUNK_ELEMENTS = 8_000_000  # ground truths x priors per box_iou call: 32 MB of float32 per chunk
 PRUNE_MARGIN = 1e-4  # a (box, type) pair is measured with box_iou when its closed-form best IoU is this close
 
@@ -117,7 +117,8 @@ def coverage(gt_boxes_rel_xyxy: np.ndarray | torch.Tensor, priors: DefaultBoxes 
     covered = positives > 0
     box_wh = (gt[:, 2:] - gt[:, :2]).clamp(min=0).numpy()
     sizes = np.sqrt(box_wh[:, 0] * box_wh[:, 1])
-    per_size = {b.name: _stats(best, positives, covered, (sizes >= b.low) & (sizes < b.high)) for b in size_bins}
+    per_size = {b.name: _stats(best, positives, covered, (sizes >= b.low) & (sizes < b.high))
+                for b in size_bins}
     per_class: dict[Hashable, CoverageStats] = {}
     if labels is not None:
         label_array = np.asarray(labels, dtype=object)
@@ -183,7 +184,8 @@ def _prior_types(priors: DefaultBoxes) -> list[_PriorType]:
     """DefaultBoxes' order is layer, row, column, type: each type's grid of indices, centres and shape."""
     height, width = priors.image_size
     types, start = [], 0
-    for layer, ((fh, fw), per_location) in enumerate(zip(priors.feature_map_sizes, priors.boxes_per_location())):
+    per_locations = priors.boxes_per_location()
+    for layer, ((fh, fw), per_location) in enumerate(zip(priors.feature_map_sizes, per_locations)):
         block = priors.cxcywh[start:start + fh * fw * per_location].reshape(fh, fw, per_location, 4)
         for kind in range(per_location):
             w, h = block[0, 0, kind, 2:].tolist()
@@ -194,13 +196,15 @@ def _prior_types(priors: DefaultBoxes) -> list[_PriorType]:
     return types
 
 
-def _count_positives(gt: torch.Tensor, prior_xyxy: torch.Tensor, kind: _PriorType, threshold: float) -> np.ndarray:
+def _count_positives(gt: torch.Tensor, prior_xyxy: torch.Tensor, kind: _PriorType,
+                     threshold: float) -> np.ndarray:
     """Positives of one prior type per box. IoU >= t needs the x overlap >= t * max(gw, pw) (IoU <= x overlap /
     max(gw, pw)), so |dx| <= (gw + pw) / 2 - t * max(gw, pw): only that window of columns (and likewise rows),
     one cell wider for rounding, is compared, with box_iou's float32 arithmetic."""
     g = gt.double().numpy()
     windows = []
-    for axis, centres, prior_side in ((0, kind.centres_x, kind.shape_rel[0]), (1, kind.centres_y, kind.shape_rel[1])):
+    for axis, centres, prior_side in ((0, kind.centres_x, kind.shape_rel[0]),
+                                      (1, kind.centres_y, kind.shape_rel[1])):
         side, middle = g[:, axis + 2] - g[:, axis], (g[:, axis + 2] + g[:, axis]) / 2
         reach = np.clip((side + prior_side) / 2 - threshold * np.maximum(side, prior_side), 0, None)
         first = np.clip(np.searchsorted(centres, middle - reach, side="left") - 1, 0, len(centres) - 1)
@@ -216,7 +220,8 @@ def _count_positives(gt: torch.Tensor, prior_xyxy: torch.Tensor, kind: _PriorTyp
         low, high = start + 1, len(order)
         while low < high:
             middle = (low + high + 1) // 2
-            low, high = (middle, high) if (middle - start) * area[middle - 1] <= IOU_CHUNK_ELEMENTS else (low, middle - 1)
+            fits = (middle - start) * area[middle - 1] <= IOU_CHUNK_ELEMENTS
+            low, high = (middle, high) if fits else (low, middle - 1)
         part = order[start:low]
         counts[part] = _window_positives(gt[torch.from_numpy(part)], prior_xyxy, kind, threshold,
                                          col0[part], ncol[part], row0[part], nrow[part])
@@ -251,212 +256,6 @@ def _stats(best: np.ndarray, positives: np.ndarray, covered: np.ndarray, mask: n
     hits = int(covered[mask].sum())
     return CoverageStats(count=count, covered=hits, coverage=hits / count,
                          mean_best_iou=float(best[mask].mean()), mean_positives=float(positives[mask].mean()))
-
-
-# --------------------------------------------------------------------------------------------------------
-# Fast best IoU per default-box *shape*, for the anchor refinement (curate/anchor_fit.py)
-
-
-def grid_centres_px(feature_map_size: tuple[int, int], input_size_hw: tuple[int, int],
-                    step: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Default-box centres of one layer in input pixels, ``(cy [fh], cx [fw])``, as DefaultBoxes places
-    them: ``(i + 0.5) * step``, the step being ``input / map`` unless given."""
-    (fh, fw), (height, width) = feature_map_size, input_size_hw
-    step_y, step_x = (step, step) if step else (height / fh, width / fw)
-    # DefaultBoxes clamps relative centres to [0, 1]; only explicit steps can push one past the edge
-    return np.minimum((np.arange(fh) + 0.5) * step_y, height), np.minimum((np.arange(fw) + 0.5) * step_x, width)
-
-
-def nearest_centre_offsets(centres_xy: np.ndarray, feature_map_sizes: Sequence[tuple[int, int]],
-                           input_size_hw: tuple[int, int],
-                           steps: Sequence[float] | None = None) -> np.ndarray:
-    """``[M, L, 2]``: per box and layer, ``|dx|, |dy|`` (px) from the box centre to the nearest centre."""
-    centres_xy = np.asarray(centres_xy, dtype=np.float64).reshape(-1, 2)
-    offsets = np.empty((centres_xy.shape[0], len(feature_map_sizes), 2))
-    for layer, size in enumerate(feature_map_sizes):
-        cy, cx = grid_centres_px(size, input_size_hw, steps[layer] if steps else None)
-        for axis, grid in ((0, cx), (1, cy)):
-            after = np.clip(np.searchsorted(grid, centres_xy[:, axis]), 0, len(grid) - 1)
-            before = np.clip(after - 1, 0, len(grid) - 1)
-            offsets[:, layer, axis] = np.minimum(np.abs(centres_xy[:, axis] - grid[after]),
-                                                 np.abs(centres_xy[:, axis] - grid[before]))
-    return offsets
-
-
-def grid_best_iou(gt_wh: np.ndarray, offsets: np.ndarray,
-                  shapes_px: Sequence[Sequence[tuple[float, float]]]) -> np.ndarray:
-    """``[M, T]`` best IoU of each box with each default-box shape (T shapes over all layers, in layer
-    order) anywhere on that shape's grid.
-
-    IoU of two axis-aligned boxes of fixed sizes only falls as either centre offset grows, and the grid is
-    a product of x and y centres, so the best default box of a shape is the one at the nearest centre
-    (``offsets`` from :func:`nearest_centre_offsets`). Exact: equals the maximum over every default box of
-    that shape (tests check it against :func:`coverage`), at ``M x T`` cost instead of ``M x N``.
-    """
-    layer_of = [layer for layer, shapes in enumerate(shapes_px) for _ in shapes]
-    pw, ph = (np.array(v, dtype=gt_wh.dtype) for v in zip(*(s for shapes in shapes_px for s in shapes)))
-    gw, gh = gt_wh[:, 0:1], gt_wh[:, 1:2]
-    near = offsets[:, layer_of, :]
-    ox = np.minimum(np.minimum(gw, pw), (gw + pw) * 0.5 - near[..., 0])
-    oy = np.minimum(np.minimum(gh, ph), (gh + ph) * 0.5 - near[..., 1])
-    inter = np.clip(ox, 0, None)
-    inter *= np.clip(oy, 0, None)
-    union = gw * gh + pw * ph
-    union -= inter
-    return inter / np.maximum(union, np.finfo(inter.dtype).tiny)
-
-
-def layer_strides_px(feature_map_sizes: Sequence[tuple[int, int]],
-                     input_size_hw: tuple[int, int]) -> list[tuple[float, float]]:
-    """(stride_y, stride_x) in px of each layer: input size / map size (DefaultBoxes' default steps)."""
-    height, width = input_size_hw
-    return [(height / fh, width / fw) for fh, fw in feature_map_sizes]
-
-
-def anchor_shapes_px(spec: AnchorSpec, *, input_size_hw: tuple[int, int]) -> list[list[tuple[float, float]]]:
-    """Per layer, the (w, h) in input pixels of each default-box type, in DefaultBoxes' order and after its
-    clip (w <= W, h <= H): scales are relative to the height, so a ratio-r box is ``s sqrt(r) H`` wide.
-    (The CLI's scatter plot draws these over the ground-truth w/h.)"""
-    height, width = input_size_hw
-    return [[(min(w * height, width), min(h * height, height)) for w, h in spec.shapes(layer)]
-            for layer in range(spec.num_layers)]
-
-
-def worst_case_iou(shapes_wh: np.ndarray, *, feature_map_sizes: Sequence[tuple[int, int]],
-                   input_size_hw: tuple[int, int]) -> np.ndarray:
-    """``[k, L]``: IoU of a box of each shape with a default box of the same shape on each layer, the box
-    placed where it is farthest from every grid centre while still inside the input."""
-    shapes_wh = np.asarray(shapes_wh, dtype=np.float64).reshape(-1, 2)
-    height, width = input_size_hw
-    result = np.zeros((len(shapes_wh), len(feature_map_sizes)))
-    for layer, size in enumerate(feature_map_sizes):
-        cy, cx = grid_centres_px(size, input_size_hw)
-        for row, (w, h) in enumerate(shapes_wh):
-            dx, dy = _worst_offset(w, width, cx), _worst_offset(h, height, cy)
-            inter = max(w - dx, 0.0) * max(h - dy, 0.0)
-            result[row, layer] = inter / (2 * w * h - inter)
-    return result
-
-
-def _worst_offset(size: float, extent: float, grid: np.ndarray) -> float:
-    """Largest distance from a box centre in ``[size/2, extent - size/2]`` to its nearest grid centre."""
-    low, high = (size / 2, extent - size / 2) if size < extent else (extent / 2, extent / 2)
-    midpoints = (grid[1:] + grid[:-1]) / 2
-    points = np.concatenate([[low, high], midpoints[(midpoints > low) & (midpoints < high)]])
-    return float(np.abs(points[:, None] - grid[None, :]).min(axis=1).max())
-
-
-# --------------------------------------------------------------------------------------------------------
-# What any anchors could reach: the best possible IoU at an offset, the ceiling, boxes too small
-
-TOO_SMALL_OFFSET_FRACTION = 0.25  # of the stride: mean |offset| of a random centre from its nearest centre
-MAX_TOO_SMALL_EXAMPLES = 10
-TOO_SMALL_RULE = ("best possible IoU (any default-box shape) < threshold when the box lies a quarter stride from "
-                  "the nearest centre of the finest layer in x and in y")
-
-
-def best_possible_iou(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Highest IoU that a default box of *any* shape can have with a box whose centre is ``u`` box-widths and
-    ``v`` box-heights away from the default box's centre (``u = |dx| / w``, ``v = |dy| / h``).
-
-    IoU is unchanged by scaling x or y alone, so take w = h = 1. Along one axis the overlap is the prior's
-    side inside the box, ``(1 + p) / 2 - u`` across it, 1 around it; in every piece IoU is monotone in each
-    side (the derivative's sign does not depend on that side), so the optimum sits where a side is exactly
-    ``1 - 2u`` (prior flush inside) or ``1 + 2u`` (prior flush around): the best of four closed forms.
-    """
-    u, v = np.abs(np.asarray(u, dtype=np.float64)), np.abs(np.asarray(v, dtype=np.float64))
-    inside_x, inside_y = np.clip(1 - 2 * u, 0, None), np.clip(1 - 2 * v, 0, None)
-    return np.maximum.reduce([1 / ((1 + 2 * u) * (1 + 2 * v)),  # around in x and y
-                              inside_x * inside_y,  # inside in x and y
-                              inside_y / (1 + 2 * u * inside_y),  # around in x, inside in y
-                              inside_x / (1 + 2 * v * inside_x)])  # inside in x, around in y
-
-
-def coverage_ceiling(gt_boxes_rel_xyxy: np.ndarray, *, feature_map_sizes: Sequence[tuple[int, int]],
-                     input_size_hw: tuple[int, int], steps: Sequence[float] | None = None,
-                     iou_threshold: float = DEFAULT_IOU_THRESHOLD) -> float:
-    """The coverage no anchor spec on this grid can beat: the share of boxes for which *some* default-box
-    shape at the nearest centre of some layer would reach the threshold (each box granted its own best shape)."""
-    corners = np.asarray(gt_boxes_rel_xyxy, dtype=np.float64).reshape(-1, 4)
-    if len(corners) == 0:
-        return 0.0
-    scale = np.array([input_size_hw[1], input_size_hw[0]], dtype=np.float64)
-    wh = np.clip(corners[:, 2:] - corners[:, :2], 0, None) * scale
-    offsets = nearest_centre_offsets((corners[:, :2] + corners[:, 2:]) / 2 * scale, feature_map_sizes,
-                                     input_size_hw, steps)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        best = best_possible_iou(offsets[..., 0] / wh[:, 0:1], offsets[..., 1] / wh[:, 1:2]).max(axis=1)
-    best[~(wh > 0).all(axis=1)] = 0.0
-    return float((best >= iou_threshold).mean())
-
-
-@dataclass(frozen=True)
-class TooSmallReport:
-    """Boxes too small for the finest layer: lying a quarter stride from its nearest centre in x and in y (the
-    mean offset of a uniformly placed box), not even the best-shaped default box reaches the matching
-    threshold (:func:`best_possible_iou`). No anchor choice fixes them: a square at the limit (side 1.21
-    strides at IoU 0.5) can be matched at 58 % of its possible positions, smaller boxes at fewer. They need
-    a finer map or a larger input. Boxes without area (w or h <= 0) count too."""
-
-    count: int  # boxes too small (degenerate ones included)
-    degenerate: int  # of which without area
-    total: int
-    examples: tuple[int, ...]  # indices into the boxes given, smallest first (at most MAX_TOO_SMALL_EXAMPLES)
-    finest_stride_px: tuple[float, float]  # (y, x)
-    min_square_side_px: float  # a square with a smaller side is too small
-    iou_threshold: float
-
-    @property
-    def fraction(self) -> float:
-        return self.count / self.total if self.total else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "degenerate": self.degenerate, "total": self.total,
-                "fraction": round(self.fraction, 6), "examples": list(self.examples),
-                "finest_stride_px": [round(v, 3) for v in self.finest_stride_px],
-                "min_square_side_px": round(self.min_square_side_px, 3), "iou_threshold": self.iou_threshold,
-                "rule": TOO_SMALL_RULE}
-
-
-def too_small_mask(wh: np.ndarray, *, feature_map_sizes: Sequence[tuple[int, int]],
-                   input_size_hw: tuple[int, int], iou_threshold: float = DEFAULT_IOU_THRESHOLD) -> np.ndarray:
-    """``[N]`` bool over box (w, h) in input pixels: too small for the finest layer (:class:`TooSmallReport`)."""
-    wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
-    stride_y, stride_x = finest_stride_px(feature_map_sizes, input_size_hw)
-    positive = (wh > 0).all(axis=1)
-    safe = np.where(positive[:, None], wh, 1.0)
-    best = best_possible_iou(TOO_SMALL_OFFSET_FRACTION * stride_x / safe[:, 0],
-                             TOO_SMALL_OFFSET_FRACTION * stride_y / safe[:, 1])
-    return ~positive | (best < iou_threshold)
-
-
-def too_small_report(wh: np.ndarray, *, feature_map_sizes: Sequence[tuple[int, int]],
-                     input_size_hw: tuple[int, int],
-                     iou_threshold: float = DEFAULT_IOU_THRESHOLD) -> TooSmallReport:
-    wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
-    mask = too_small_mask(wh, feature_map_sizes=feature_map_sizes, input_size_hw=input_size_hw,
-                          iou_threshold=iou_threshold)
-    indices = np.flatnonzero(mask)
-    smallest = indices[np.argsort(np.sqrt(np.clip(wh[indices].prod(axis=1), 0, None)), kind="stable")]
-    stride = finest_stride_px(feature_map_sizes, input_size_hw)
-    return TooSmallReport(count=int(mask.sum()), degenerate=int((~(wh > 0).all(axis=1)).sum()), total=len(wh),
-                          examples=tuple(int(i) for i in smallest[:MAX_TOO_SMALL_EXAMPLES]),
-                          finest_stride_px=stride, iou_threshold=iou_threshold,
-                          min_square_side_px=_min_square_side(math.sqrt(stride[0] * stride[1]), iou_threshold))
-
-
-def _min_square_side(stride: float, iou_threshold: float) -> float:
-    """Side of the square at the too-small limit (bisection on the decreasing best_possible_iou)."""
-    low, high = 0.0, 0.5  # u = offset / side
-    for _ in range(60):
-        middle = (low + high) / 2
-        low, high = (middle, high) if best_possible_iou(middle, middle) >= iou_threshold else (low, middle)
-    return TOO_SMALL_OFFSET_FRACTION * stride / low if low > 0 else math.inf
-
-
-def finest_stride_px(feature_map_sizes: Sequence[tuple[int, int]],
-                     input_size_hw: tuple[int, int]) -> tuple[float, float]:
-    return min(layer_strides_px(feature_map_sizes, input_size_hw), key=lambda s: s[0] * s[1])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -496,14 +295,17 @@ class PriorSet:
         """What :func:`coverage` should measure: the trainer's boxes, or for a torchvision set the boxes
         of torchvision's DefaultBoxGenerator itself (they differ where a centre falls outside the input:
         SSD300's 10x10 map with step 32 puts its last centres at 304 px; DefaultBoxes clamps them to 300)."""
-        return torchvision_generator_xyxy(self.torchvision_name) if self.torchvision_name else self.default_boxes()
+        if self.torchvision_name:
+            return torchvision_generator_xyxy(self.torchvision_name)
+        return self.default_boxes()
 
 
 def _torchvision_generator(name: str):
     from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 
     if name == TORCHVISION_SSD300:
-        return DefaultBoxGenerator(_SSD300_RATIOS, scales=_SSD300_SCALES, steps=_SSD300_STEPS), (300, 300), _SSD300_MAPS
+        generator = DefaultBoxGenerator(_SSD300_RATIOS, scales=_SSD300_SCALES, steps=_SSD300_STEPS)
+        return generator, (300, 300), _SSD300_MAPS
     if name == TORCHVISION_SSDLITE320:
         low, high = _SSDLITE_MIN_MAX_RATIO
         return DefaultBoxGenerator(_SSDLITE_RATIOS, min_ratio=low, max_ratio=high), (320, 320), _SSDLITE_MAPS
@@ -521,7 +323,8 @@ def torchvision_default_specs() -> dict[str, PriorSet]:
     for name in (TORCHVISION_SSD300, TORCHVISION_SSDLITE320):
         generator, size, maps = _torchvision_generator(name)
         ratios = tuple((1.0, *(v for r in rs for v in (float(r), 1.0 / r))) for rs in generator.aspect_ratios)
-        spec = AnchorSpec(scales=tuple(float(s) for s in generator.scales), aspect_ratios=ratios, extra_square=True)
+        spec = AnchorSpec(scales=tuple(float(s) for s in generator.scales), aspect_ratios=ratios,
+                          extra_square=True)
         steps = tuple(float(s) for s in generator.steps) if generator.steps else None
         sets[name] = PriorSet(name=name, spec=spec, image_size=size, feature_map_sizes=maps, steps=steps,
                               torchvision_name=name)

@@ -125,3 +125,36 @@ def write_voc_folder(out_dir: Path, n_images: int, *, seed: int = 0, width: int 
     (sets / "val.txt").write_text("".join(f"{s}\n" for s in stems[cut:]))
     (sets / "trainval.txt").write_text("".join(f"{s}\n" for s in stems))
     return out_dir
+
+
+DEFECT_KINDS = ("degenerate_box", "box_outside", "png_as_jpg", "truncated_jpeg")
+
+
+def add_defects(folder: Path, *, every: int = 50, seed: int = 0) -> dict[str, int]:
+    """Damage one LabelImg image in ``every`` the way real folders are damaged (what `curate clean`
+    must find): a zero-width box, a box running off the image, a PNG saved as .jpg, a truncated JPEG."""
+    rng = random.Random(seed)
+    counts = dict.fromkeys(DEFECT_KINDS, 0)
+    stems = sorted(p.with_suffix("") for p in folder.glob("*.xml"))
+    for stem in stems[::every]:
+        kind = rng.choice(DEFECT_KINDS)
+        counts[kind] += 1
+        xml, jpg = stem.with_suffix(".xml"), stem.with_suffix(".jpg")
+        if kind in ("degenerate_box", "box_outside"):
+            x0, x1 = (5, 5) if kind == "degenerate_box" else (jpg_width(jpg) - 20, jpg_width(jpg) + 40)
+            xml.write_text(xml.read_text().replace(
+                "</annotation>", f"<object><name>{BRANDS[0].name}</name><bndbox><xmin>{x0}</xmin>"
+                f"<ymin>5</ymin><xmax>{x1}</xmax><ymax>30</ymax></bndbox></object></annotation>"))
+        elif kind == "png_as_jpg":
+            with Image.open(jpg) as image:
+                image.load()
+            image.save(jpg, format="PNG")
+        else:
+            data = jpg.read_bytes()
+            jpg.write_bytes(data[: len(data) * 2 // 3])
+    return counts
+
+
+def jpg_width(path: Path) -> int:
+    with Image.open(path) as image:
+        return image.size[0]

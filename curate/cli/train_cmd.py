@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
-
-from curate.errors import CurateError
 
 
 def train_command(
@@ -20,29 +16,19 @@ def train_command(
     manifest_only: bool = typer.Option(False, "--manifest-only", help="Write the manifest and stop."),
 ) -> None:
     """Snapshot the recipe's training and validation views into a manifest, then train an SSD on it."""
-    import fiftyone as fo
-
     from curate.cli.render import console
-    from curate.manifest import choose_classes, write_manifest
     from curate.recipe import load_recipe
+    from curate.training import prepare_manifest, run_folder, run_trainer
 
     spec = load_recipe(recipe)
-    name = dataset or spec.dataset
-    if not name or not fo.dataset_exists(name):
-        raise CurateError(f"dataset {name!r} not found; fix: set `dataset:` in {recipe} or pass --dataset")
-    run_dir = out or Path("runs") / (spec.name or recipe.stem)
-    manifest = run_dir / "manifest.jsonl"
-    if not (resume and manifest.is_file()):
-        ds = fo.load_dataset(name)
-        info = write_manifest(ds, manifest, splits={"train": spec.data.train_split, "val": spec.data.val_split},
-                              classes=choose_classes(ds, spec.data.classes))
+    run_dir = run_folder(recipe, spec, out)
+    manifest, info = prepare_manifest(spec, dataset or spec.dataset, run_dir, reuse=resume)
+    if info:
         console.print(f"manifest {manifest}: {info.counts} images, {info.boxes} boxes, "
                       f"{len(info.classes)} classes")
     if manifest_only:
         return
-    command = [sys.executable, "-m", "trainer", str(recipe), "--manifest", str(manifest), "--out", str(run_dir)]
-    # A child process: the trainer never shares this process's MongoDB client with its workers.
-    code = subprocess.call(command + (["--resume"] if resume else []))
+    code = run_trainer(recipe, manifest, run_dir, resume=resume)
     if code:
         raise typer.Exit(code)
     console.print(f"run folder: {run_dir} (last.pt, best.pt, metrics.csv, curves.png)")
