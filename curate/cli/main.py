@@ -10,7 +10,7 @@ import sys
 import typer
 
 from curate import __version__
-from curate.cli import (balance_cmd, clean_cmd, demo_cmd, doctor_cmd, formats_cmd, import_cmd, info_cmd,
+from curate.cli import (anchors_cmd, balance_cmd, clean_cmd, demo_cmd, doctor_cmd, formats_cmd, import_cmd, info_cmd,
                         labels_cmd, synth_cmd, train_cmd)
 from curate.errors import CurateError
 
@@ -20,6 +20,7 @@ app.command("import")(import_cmd.import_command)
 app.command("formats")(formats_cmd.formats_command)
 app.command("clean")(clean_cmd.clean_command)
 app.command("balance")(balance_cmd.balance_command)
+app.command("anchors")(anchors_cmd.anchors_command)
 app.command("info")(info_cmd.info_command)
 app.command("labels")(labels_cmd.labels_command)
 app.command("synth")(synth_cmd.synth_command)
