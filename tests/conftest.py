@@ -21,6 +21,7 @@ else:
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # embedded mongod 6.0.5 warns on every start
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see trainer/__init__.py
 
 import pytest  # noqa: E402
 
