@@ -17,68 +17,42 @@ S in [B - m_max + 1, B], m_max the most instances in one eligible image (a selec
 image fits always lands there, so the window is never empty). Images without instances carry no class
 and are never selected (negatives are chosen separately).
 
-Bound. Relaxing x to [0,1]^n, the kept distributions P = {s(x)/S(x)} form a polytope (a linear-fractional
-image of one). For any prices w >= 0, Jensen's inequality gives, for every p in P,
-KL(q || p) >= sum_c q_c log w_c - log(w . p) >= sum_c q_c log w_c - log R(w),  R(w) = max_{p in P} w . p,
-and R(w) is a linear-fractional program solved exactly (Dinkelbach's method for the image budget, a
-ratio-sorted fill for the instance window). So every w certifies a lower bound on the integer optimum;
-maximising over w is the Lagrange dual of the relaxation and reaches its optimum (strong duality). This
-also disposes of the non-convex log S term of the image budget without a grid over S: KL(q || s/S) is
-quasi-convex in s and the problem is convex in p. We solve the relaxation by simplicial decomposition
-(fully corrective Frank-Wolfe): vertices from the same oracle, mixture weights by L-BFGS-B (scipy), and
-stop when a feasible fractional solution and the certified bound agree to RELAX_REL_TOL.
-
-Integer solution. The relaxed optimum is a mix of a few integer vertices; images kept by all of them
-are kept, the rest of the budget is filled greedily (best exact KL decrease) from the images some vertex
-keeps, then a local search applies the best add / drop / swap move (exact KL change, swaps among the
-SHORTLIST best drop and add candidates) until none improves. The seed only breaks ties (images are
-visited in a seeded order), so a seed gives one selection.
+Method. balance_relax solves the convex relaxation (x in [0,1]^n) and certifies a lower bound on the
+optimum. Its solution is a mix of integer selections; a linear program (purify) moves it to a vertex
+with at most (classes + 2) fractional images while keeping every class count, those are rounded by
+greedy completion (best exact KL change first), then a local search applies improving moves: any
+single add, drop or swap among the SHORTLIST best drop and add candidates, then two-image groups,
+then up to KICKS random perturbations (iterated local search). It stops as soon as the bound certifies
+the selection within STOP_REL_GAP / STOP_ABS_GAP of optimal. The seed orders the candidates (ties)
+and draws the perturbations, so a seed gives one selection.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, sparse
-from scipy.optimize import linprog
 
-from curate.errors import CurateError
+from curate.balance_relax import (BUDGET_UNITS, INTEGRAL, PRICE_FLOOR, RELAX_ABS_TOL, RELAX_MAX_ITER,
+                                  RELAX_REL_TOL, BalanceError, Problem, build_problem, kl, purify,
+                                  solve_relaxation)
 
-log = logging.getLogger(__name__)
+__all__ = ["BUDGET_UNITS", "TARGET_KINDS", "BalanceError", "RelaxationBound", "Selection", "kl",
+           "relaxation_bound", "select_subset", "selection_from_mask", "target_distribution"]
 
-BUDGET_UNITS = ("images", "instances")
 TARGET_KINDS = ("uniform", "tempered", "weights")
-# Relaxation stopping rule: certified bound within 1e-4 relative (100x finer than the 1% integrality
-# gap we report) or 1e-7 nats absolute (for targets the data can meet almost exactly).
-RELAX_REL_TOL = 1e-4
-RELAX_ABS_TOL = 1e-7
-RELAX_MAX_ITER = 400  # simplicial-decomposition steps; 100k x 100 classes converges in far fewer
-DINKELBACH_MAX_ITER = 100  # converges superlinearly, in < 10 steps on every case measured
-PRICE_FLOOR = 1e-12  # a class absent from the current mix gets price q_c / 1e-12: the oracle fetches it
-MIX_MAX_ITER = 100  # projected-Newton steps for the mixture weights; 5-20 typically
-MIX_ACTIVE = 1e-14  # a weight below this with a positive gradient stays at its bound
-MIX_GRAD_TOL = 1e-12  # stationarity of the free weights
-MIX_RIDGE = 1e-12  # relative ridge: vertices can be affinely dependent
-INTEGRAL = 1e-9  # x* within this of 1 is "kept by every vertex"
-SHORTLIST = 64  # move candidates per side: 64 x 64 swaps evaluated exactly per move
-PAIR_SHORTLIST = 10  # two-image moves among the first 10 per side: 45 x 45 pairs, when no single move helps
+SHORTLIST = 64  # move candidates per side: 64 x 64 swaps scored exactly per move
+PAIR_SHORTLIST = 10  # two-image groups among the first 10 per side (45 pairs), when no single move helps
 MAX_MOVES = 5000  # local-search moves; each strictly improves, so this only bounds the time
 IMPROVEMENT = 1e-12  # nats; smaller changes are floating-point noise
-# Local search stops once certified (by the relaxation bound) within 0.01% or 1e-5 nats of the
-# optimum. 1e-5 nats is the KL of class counts each 0.5% off their target: less than one image moves
-# a class of a few hundred instances.
+# The search stops once certified within 0.01% or 1e-5 nats of the optimum. 1e-5 nats is the KL of
+# class counts each 0.45% off their target: one image moves a class of a few hundred instances more.
 STOP_REL_GAP = 1e-4
 STOP_ABS_GAP = 1e-5
 KICKS = 10  # perturbations of the local optimum (iterated local search), while not certified
 KICK_SIZE = 3  # images dropped per perturbation: one more than the largest move of the search
 DENSE_ROWS = 1000  # fill steps score up to this many candidates on dense rows, more on the sparse ones
-
-
-class BalanceError(CurateError, ValueError):
-    """An input the balancer cannot work with (names the argument and the fix)."""
 
 
 @dataclass
@@ -88,12 +62,12 @@ class Selection:
     images: int
     instances: int
     class_counts: np.ndarray  # int [n_classes]: kept instances per class
-    bound: float = -math.inf  # certified lower bound on the optimum (ours only)
+    bound: float = -math.inf  # certified lower bound on the optimal KL at this budget (ours only)
 
 
 @dataclass
 class RelaxationBound:
-    bound: float  # certified lower bound on the optimal KL of any integer selection (nats)
+    bound: float  # certified lower bound on the optimal KL of any selection within the budget (nats)
     relaxed_kl: float  # KL of a feasible fractional solution: bound <= relaxation optimum <= this
     iterations: int
     x: np.ndarray  # float [n_images]: that fractional solution (0 outside the candidates)
@@ -138,212 +112,44 @@ def target_distribution(class_totals, kind: str = "uniform", *, temperature: flo
     return raw / raw.sum()
 
 
-def kl(q, p) -> float:
-    """KL(q || p) in nats; both are normalised here (counts are fine). Infinite when a class with
-    q_c > 0 has p_c = 0: the direction that forbids dropping a class (see the module docstring)."""
-    q = np.asarray(q, dtype=float)
-    p = np.asarray(p, dtype=float)
-    if p.sum() <= 0:
-        return math.inf
-    q, p = q / q.sum(), p / p.sum()
-    support = q > 0
-    if np.any(p[support] <= 0):
-        return math.inf
-    return float(np.sum(q[support] * np.log(q[support] / p[support])))
-
-
-@dataclass
-class _Problem:
-    """The candidates (eligible images with instances) in a seeded order, as sparse rows."""
-
-    n_images: int
-    rows: np.ndarray  # candidate -> image index
-    csr: sparse.csr_array  # [candidates, classes], float
-    m: np.ndarray  # instances per candidate
-    q: np.ndarray
-    nz_row: np.ndarray  # nonzeros of classes with q_c > 0: candidate, class, count, q_class
-    nz_col: np.ndarray
-    nz_val: np.ndarray
-    nz_q: np.ndarray
-    unit: str
-    lo: float  # window on a.x, a = 1 (images) or m (instances)
-    hi: float
-    smallest: float  # fewest instances any feasible selection holds
-
-    @property
-    def cost(self) -> np.ndarray:
-        """What one candidate uses of the budget."""
-        return np.ones_like(self.m) if self.unit == "images" else self.m
-
-    def kept(self, x) -> np.ndarray:
-        return self.csr.T @ x
-
-
-def _problem(counts, target, budget, budget_unit, eligible, seed) -> _Problem:
-    counts = np.asarray(counts)
-    if counts.ndim != 2 or not np.issubdtype(counts.dtype, np.number) or np.any(counts < 0):
-        raise BalanceError("counts must be a 2-D array of non-negative instance counts")
-    q = np.asarray(target, dtype=float)
-    if q.shape != (counts.shape[1],) or np.any(q < 0) or not abs(q.sum() - 1) < 1e-6:
-        raise BalanceError(f"target must be a distribution over the {counts.shape[1]} classes")
-    if budget_unit not in BUDGET_UNITS:
-        raise BalanceError(f"budget_unit {budget_unit!r}: expected one of {', '.join(BUDGET_UNITS)}")
-    allowed = np.ones(len(counts), bool) if eligible is None else np.asarray(eligible, bool)
-    if allowed.shape != (len(counts),):
-        raise BalanceError(f"eligible must be {len(counts)} booleans, one per image")
-    per_image = counts.sum(axis=1)
-    rows = np.flatnonzero(allowed & (per_image > 0))
-    rows = rows[np.random.default_rng(seed).permutation(rows.size)]  # the seed breaks ties
-    position = np.full(len(counts), -1)
-    position[rows] = np.arange(rows.size)
-    image, cls = np.nonzero(counts)
-    inside = position[image] >= 0
-    image, cls = image[inside], cls[inside]
-    values = counts[image, cls].astype(float)
-    csr = sparse.csr_array((values, (position[image], cls)), shape=(rows.size, counts.shape[1]))
-    lacking = np.flatnonzero((q > 0) & (np.bincount(cls, minlength=q.size) == 0))
-    if lacking.size:
-        raise BalanceError(f"the target puts mass on classes no eligible image holds (indices "
-                           f"{lacking.tolist()}); fix: build the target from the eligible counts")
-    wanted = q[cls] > 0
-    m = per_image[rows].astype(float)
-    lo, hi = _window(budget, budget_unit, m)
-    smallest = lo if budget_unit == "instances" else np.partition(m, int(lo) - 1)[:int(lo)].sum()
-    return _Problem(len(counts), rows, csr, m, q, position[image[wanted]], cls[wanted],
-                    values[wanted], q[cls[wanted]], budget_unit, lo, hi, float(smallest))
-
-
-def _window(budget, unit, m) -> tuple[float, float]:
-    if isinstance(budget, bool) or not float(budget).is_integer() or budget < 1:
-        raise BalanceError(f"budget {budget!r} must be a positive whole number of {unit}")
-    if unit == "images":
-        if budget > m.size:
-            raise BalanceError(f"budget {budget} images, but only {m.size} eligible images hold boxes")
-        return float(budget), float(budget)
-    if budget >= m.sum():
-        return float(m.sum()), float(m.sum())
-    if budget < m.min():
-        raise BalanceError(f"budget {budget} instances: no eligible image has that few boxes")
-    return float(max(budget - m.max() + 1, 1)), float(budget)
-
-
-# ---------------------------------------------------------------- relaxation
-
-
-def _oracle(prob: _Problem, w: np.ndarray, start: float):
-    """argmax over the relaxed polytope of w . p: (vertex x as (indices, values), its p, an upper
-    bound on the maximum). ``start``: w . p of a feasible p, a lower bound on the maximum."""
-    v = prob.csr @ w
-    if prob.unit == "instances":  # max average v/m over weight lo: fill by ratio, last one fractional
-        order = np.argsort(-v / prob.m, kind="stable")
-        filled = np.cumsum(prob.m[order])
-        k = min(int(np.searchsorted(filled, prob.lo)), order.size - 1)
-        values = np.ones(k + 1)
-        values[k] = (prob.lo - (filled[k - 1] if k else 0.0)) / prob.m[order[k]]
-        vertex = (order[:k + 1], values)
-        return vertex, _vertex_p(prob, vertex), float(v[order[:k + 1]] @ values) / prob.lo * (1 + 1e-12)
-    budget = int(prob.lo)  # Dinkelbach: the ratio r with max_x (v - r m) . x = 0 is the maximum
-    best_set, ratio = None, start
-    for _ in range(DINKELBACH_MAX_ITER):
-        top = np.argpartition(-(v - ratio * prob.m), budget - 1)[:budget]
-        new = v[top].sum() / prob.m[top].sum()
-        if best_set is None or new > ratio:
-            best_set = top
-        if new <= ratio:
-            break
-        ratio = new
-    else:  # out of steps: the slack below must be measured at the maximiser for this ratio
-        top = np.argpartition(-(v - ratio * prob.m), budget - 1)[:budget]
-    slack = max(float((v - ratio * prob.m)[top].sum()), 0.0)  # v.x - ratio m.x <= slack for all x
-    vertex = (best_set, np.ones(budget))
-    return vertex, _vertex_p(prob, vertex), (ratio + slack / prob.smallest) * (1 + 1e-12)
-
-
-def _vertex_p(prob: _Problem, vertex) -> np.ndarray:
-    index, values = vertex
-    kept = prob.csr[index].T @ values
-    return kept / kept.sum()
-
-
-def _mix(points: np.ndarray, q: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Weights on the simplex minimising -sum q log(points @ lam), by projected Newton (Bertsekas 1982).
-
-    With the linear term sum(lam) added, the minimiser over lam >= 0 has sum(lam) = 1 (scale argument),
-    so only the bounds lam >= 0 remain; the Hessian is points' Gram matrix weighted by q / s^2.
-    """
-    wanted = (q > 0) & points.any(axis=1)  # a class no vertex holds yet: the next oracle call will
-    a, qw = points[wanted], q[wanted]  # fetch it (its price is huge); no mix can help it now
-
-    def value(lam):
-        s = a @ lam
-        return math.inf if np.any(s <= 0) else float(lam.sum() - qw @ np.log(s))
-
-    lam, current = start.copy(), value(start)
-    for _ in range(MIX_MAX_ITER):
-        s = a @ lam
-        grad = 1.0 - a.T @ (qw / s)
-        free = (lam > MIX_ACTIVE) | (grad < 0)
-        if np.max(np.abs(np.where(free, grad, 0.0))) <= MIX_GRAD_TOL:
-            break
-        scaled = a[:, free] * np.sqrt(qw)[:, None] / s[:, None]
-        hessian = scaled.T @ scaled
-        hessian[np.diag_indices_from(hessian)] += MIX_RIDGE * (1.0 + np.trace(hessian))
-        step = np.zeros_like(lam)
-        step[free] = -linalg.solve(hessian, grad[free], assume_a="pos")
-        for _ in range(60):  # Armijo along the projected arc
-            trial = np.maximum(lam + step, 0.0)
-            trial_value = value(trial)
-            if trial_value <= current + 1e-4 * grad @ (trial - lam):
-                break
-            step *= 0.5
-        else:
-            break
-        if current - trial_value <= 1e-16 * max(1.0, abs(current)):
-            lam, current = trial, min(current, trial_value)
-            break
-        lam, current = trial, trial_value
-    return lam / lam.sum()
-
-
-def _solve_relaxation(prob: _Problem, *, rel_tol: float, abs_tol: float, max_iter: int):
-    """Simplicial decomposition. Returns (fractional x over candidates, its KL, certified bound, steps)."""
-    q, wanted = prob.q, prob.q > 0
-    p = np.asarray(prob.csr.sum(axis=0)).ravel()
-    p /= p.sum()
-    xs, points, lam = [], np.zeros((q.size, 0)), np.zeros(0)
-    lower, upper, step = -math.inf, math.inf, 0
-    for step in range(1, max_iter + 1):
-        w = np.where(wanted, q / np.maximum(p, PRICE_FLOOR), 0.0)
-        x, point, best = _oracle(prob, w, float(w @ p))
-        lower = max(lower, float(q[wanted] @ np.log(w[wanted])) - math.log(best))
-        xs.append(x)
-        points = np.column_stack([points, point])
-        lam = _mix(points, q, np.append(lam * (1 - 1 / (lam.size + 1)), 1 / (lam.size + 1)))
-        p = points @ lam
-        upper = min(upper, kl(q, p))
-        alive = lam > 0
-        xs, points, lam = [x for x, a in zip(xs, alive) if a], points[:, alive], lam[alive]
-        if math.isfinite(upper) and upper - lower <= abs_tol + rel_tol * upper:
-            break
-    # A p-mix with weights lam_j is the x-mix with weights proportional to lam_j / (instances of x_j).
-    mu = lam / np.array([prob.m[index] @ values for index, values in xs])
-    mu /= mu.sum()
-    x_mix = np.bincount(np.concatenate([index for index, _ in xs]),
-                        weights=np.concatenate([mj * values for mj, (_, values) in zip(mu, xs)]),
-                        minlength=prob.m.size)
-    return x_mix, upper, lower, step
+def selection_from_mask(counts, mask, target, *, bound: float = -math.inf) -> Selection:
+    """The Selection record (KL, sizes, kept counts) of any kept-image mask."""
+    mask = np.asarray(mask, bool)
+    class_counts = np.asarray(counts)[mask].sum(axis=0).astype(np.int64)
+    return Selection(mask=mask, kl=kl(target, class_counts), images=int(mask.sum()),
+                     instances=int(class_counts.sum()), class_counts=class_counts, bound=bound)
 
 
 def relaxation_bound(counts, target, budget, *, budget_unit: str = "images", eligible=None,
                      rel_tol: float = RELAX_REL_TOL, abs_tol: float = RELAX_ABS_TOL,
                      max_iter: int = RELAX_MAX_ITER) -> RelaxationBound:
-    """Certified lower bound on the optimal KL(q || p) of any selection within the budget."""
-    prob = _problem(counts, target, budget, budget_unit, eligible, seed=0)
-    x, upper, lower, steps = _solve_relaxation(prob, rel_tol=rel_tol, abs_tol=abs_tol,
-                                               max_iter=max_iter)
+    """Certified lower bound on the optimal KL(q || p) of any selection within the budget (see
+    balance_relax): valid whatever the tolerances, which only decide how tight it is."""
+    prob = build_problem(counts, target, budget, budget_unit, eligible, seed=0)
+    x, upper, lower, steps = solve_relaxation(prob, rel_tol=rel_tol, abs_tol=abs_tol,
+                                              max_iter=max_iter)
     full = np.zeros(prob.n_images)
     full[prob.rows] = x
     return RelaxationBound(bound=lower, relaxed_kl=upper, iterations=steps, x=full)
+
+
+def select_subset(counts, target, budget, *, budget_unit: str = "images", eligible=None,
+                  seed: int = 0) -> Selection:
+    """Images to keep so that the kept instance distribution is closest to ``target`` in KL(q || p).
+
+    ``budget``: exactly that many images, or (``budget_unit="instances"``) at most that many instances
+    and more than the budget minus the largest image. Ineligible images and images without instances
+    are never kept. The returned ``bound`` certifies how far from optimal the selection can be.
+    """
+    prob = build_problem(counts, target, budget, budget_unit, eligible, seed)
+    x, _, lower, _ = solve_relaxation(prob, rel_tol=RELAX_REL_TOL, abs_tol=RELAX_ABS_TOL,
+                                      max_iter=RELAX_MAX_ITER)
+    x = purify(prob, x)
+    keep = _fill(prob, x >= 1 - INTEGRAL, x > INTEGRAL)
+    keep = _kicks(prob, _local_search(prob, keep, lower), lower, seed)
+    mask = np.zeros(prob.n_images, bool)
+    mask[prob.rows[keep]] = True
+    return selection_from_mask(counts, mask, prob.q, bound=lower)
 
 
 # ---------------------------------------------------------------- integer selection
@@ -359,7 +165,7 @@ def _log_ratio(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     return np.log1p((np.maximum(new, PRICE_FLOOR) - old) / old)
 
 
-def _move_deltas(prob: _Problem, keep: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _move_deltas(prob: Problem, keep: np.ndarray, s: np.ndarray) -> np.ndarray:
     """KL change of dropping each kept candidate / adding each other one (exact when finite)."""
     sign = np.where(keep, -1.0, 1.0)
     step = sign[prob.nz_row] * prob.nz_val
@@ -393,13 +199,13 @@ def _smallest(index: np.ndarray, values: np.ndarray) -> np.ndarray:
     return index[np.argsort(values, kind="stable")]
 
 
-def _best_group_move(prob: _Problem, keep, s, drop, add, pair_count: int):
+def _best_group_move(prob: Problem, keep, s, drop, add, pair_count: int):
     """(delta, images out, images in) of the best feasible move taking a group (empty, one image or,
     with ``pair_count``, a pair of the first few) of ``drop`` out and a group of ``add`` in."""
     if pair_count:
         drop, add = drop[:pair_count], add[:pair_count]
     out_groups, in_groups = _groups(drop, pair_count), _groups(add, pair_count)
-    out_rows, in_rows = prob.csr[drop].toarray(), prob.csr[add].toarray()
+    out_rows, in_rows = prob.dense(drop), prob.dense(add)
     touched = (prob.q > 0) & (out_rows.any(axis=0) | in_rows.any(axis=0))  # other classes: no change
     diff = ((in_groups @ in_rows)[None, :, :] - (out_groups @ out_rows)[:, None, :])
     total = s.sum()
@@ -419,7 +225,7 @@ def _best_group_move(prob: _Problem, keep, s, drop, add, pair_count: int):
     return float(score[a, b]), drop[out_groups[a] > 0], add[in_groups[b] > 0]
 
 
-def _local_search(prob: _Problem, keep: np.ndarray, bound: float) -> np.ndarray:
+def _local_search(prob: Problem, keep: np.ndarray, bound: float) -> np.ndarray:
     """Improving moves until none is left. Each round scores every candidate's single add / drop,
     shortlists the best SHORTLIST per side and applies the best group moves among them, re-scored
     exactly after each, while they improve; two-image groups only when single ones no longer help."""
@@ -437,7 +243,7 @@ def _local_search(prob: _Problem, keep: np.ndarray, bound: float) -> np.ndarray:
             if not change < -IMPROVEMENT:
                 break
             keep[out], keep[into] = False, True
-            s = s - prob.csr[out].sum(axis=0) + prob.csr[into].sum(axis=0)
+            s = s - prob.dense(out).sum(axis=0) + prob.dense(into).sum(axis=0)
             drop, add = drop[~np.isin(drop, out)], add[~np.isin(add, into)]
             moves, improved = moves + 1, True
         if not improved and pair_count:
@@ -446,39 +252,15 @@ def _local_search(prob: _Problem, keep: np.ndarray, bound: float) -> np.ndarray:
     return keep
 
 
-def _purify(prob: _Problem, x: np.ndarray) -> np.ndarray:
-    """A vertex of {y in [0,1]^n: y keeps the same instances per wanted class, images and total as x}:
-    at most (wanted classes + 2) fractional entries, so rounding it moves few images. A linear program
-    (scipy's HiGHS dual simplex) over x's fractional entries, its objective pulling each towards the
-    nearer of 0 and 1. The relaxed optimum itself is often spread thin (measured: 51,265 fractional
-    entries at a 10% budget of 100k images), which no greedy completion can round quickly."""
-    frac = np.flatnonzero((x > INTEGRAL) & (x < 1 - INTEGRAL))
-    sub = prob.csr[frac]
-    rows = [sub[:, prob.q > 0].T, sparse.csr_array(prob.m[frac][None, :])]
-    if prob.unit == "images":
-        rows.append(sparse.csr_array(np.ones((1, frac.size))))
-    if frac.size <= sum(r.shape[0] for r in rows):
-        return x
-    a_eq = sparse.vstack(rows).tocsr()
-    result = linprog(1.0 - 2.0 * x[frac], A_eq=a_eq, b_eq=a_eq @ x[frac], bounds=(0.0, 1.0),
-                     method="highs-ds")
-    if result.status != 0:  # numerically infeasible: keep x, the fill and local search still work
-        log.info("purifying the relaxed selection failed (%s); rounding it as is", result.message)
-        return x
-    purified = x.copy()
-    purified[frac] = np.clip(result.x, 0.0, 1.0)
-    return purified
-
-
-def _add_deltas(prob: _Problem, rows: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _add_deltas(prob: Problem, rows: np.ndarray, s: np.ndarray) -> np.ndarray:
     """KL change of adding each of a few candidates (dense rows; exact when finite)."""
     wanted = prob.q > 0
-    dense = prob.csr[rows].toarray()[:, wanted]
+    dense = prob.dense(rows)[:, wanted]
     change = _log_ratio(s[wanted] + dense, s[wanted]) @ prob.q[wanted]
     return _log_ratio(s.sum() + prob.m[rows], s.sum()) - change
 
 
-def _fill(prob: _Problem, keep: np.ndarray, pool: np.ndarray) -> np.ndarray:
+def _fill(prob: Problem, keep: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """Add candidates one at a time (best KL change first, from ``pool`` while any fits, then from
     all) until the budget is reached. Nothing fitting means the instance window is reached."""
     cost = prob.cost
@@ -495,7 +277,7 @@ def _fill(prob: _Problem, keep: np.ndarray, pool: np.ndarray) -> np.ndarray:
         else:
             j = int(fits[np.argmin(_move_deltas(prob, keep, s)[fits])])
         keep[j], pool[j] = True, False
-        s = s + prob.csr[[j]].toarray().ravel()
+        s = s + prob.dense(j)
         used += cost[j]
     return keep
 
@@ -504,7 +286,7 @@ def _certified(value: float, bound: float) -> bool:
     return math.isfinite(value) and value - bound <= STOP_ABS_GAP + STOP_REL_GAP * value
 
 
-def _kicks(prob: _Problem, keep: np.ndarray, bound: float, seed: int) -> np.ndarray:
+def _kicks(prob: Problem, keep: np.ndarray, bound: float, seed: int) -> np.ndarray:
     """Iterated local search: drop KICK_SIZE random kept images, refill from the others, search
     again; keep the result when it is better. Only while the bound does not certify the selection."""
     rng = np.random.default_rng(seed)
@@ -522,28 +304,3 @@ def _kicks(prob: _Problem, keep: np.ndarray, bound: float, seed: int) -> np.ndar
         if value < best - IMPROVEMENT:
             keep, best = trial, value
     return keep
-
-
-def select_subset(counts, target, budget, *, budget_unit: str = "images", eligible=None,
-                  seed: int = 0) -> Selection:
-    """Images to keep so that the kept instance distribution is closest to ``target`` in KL(q || p).
-
-    ``budget``: exactly that many images, or (``budget_unit="instances"``) at most that many instances
-    and more than the budget minus the largest image. Ineligible images and images without instances
-    are never kept. The returned ``bound`` certifies how far from optimal the selection can be.
-    """
-    prob = _problem(counts, target, budget, budget_unit, eligible, seed)
-    x, _, lower, _ = _solve_relaxation(prob, rel_tol=RELAX_REL_TOL, abs_tol=RELAX_ABS_TOL,
-                                       max_iter=RELAX_MAX_ITER)
-    x = _purify(prob, x)
-    keep = _fill(prob, x >= 1 - INTEGRAL, x > INTEGRAL)
-    keep = _kicks(prob, _local_search(prob, keep, lower), lower, seed)
-    return _selection(prob.n_images, counts, prob.rows[keep], prob.q, bound=lower)
-
-
-def _selection(n_images, counts, kept_rows, q, *, bound=-math.inf) -> Selection:
-    mask = np.zeros(n_images, bool)
-    mask[kept_rows] = True
-    class_counts = np.asarray(counts)[mask].sum(axis=0).astype(np.int64)
-    return Selection(mask=mask, kl=kl(q, class_counts), images=int(mask.sum()),
-                     instances=int(class_counts.sum()), class_counts=class_counts, bound=bound)
