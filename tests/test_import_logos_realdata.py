@@ -84,3 +84,24 @@ def test_belgalogos_imports_every_box_as_annotation_only_samples(dataset_name):
     assert dataset.count_values(f"{schema.GROUND_TRUTH}.detections.ok") == ok_counts
     annotation_ids = dataset.values(f"{schema.GROUND_TRUTH}.detections.annotation_id", unwind=True)
     assert len(set(annotation_ids)) == len(rows)
+
+
+def test_a_folder_of_three_logo_datasets_becomes_one_dataset_with_three_sources(tmp_path, dataset_name):
+    """The headline use: `curate import logos/` with FlickrLogos-27 and BelgaLogos as published, plus a
+    FlickrLogos-32 folder in its exact layout."""
+    import fiftyone as fo
+    from test_formats_logos import make_flickrlogos32
+
+    from curate.ingest import import_path
+
+    logos = tmp_path / "logos"
+    logos.mkdir()
+    (logos / "FlickrLogos-27").symlink_to(shared_dataset("flickrlogos27"), target_is_directory=True)
+    (logos / "BelgaLogos").symlink_to(shared_dataset("belgalogos-gt"), target_is_directory=True)
+    make_flickrlogos32(logos / "FlickrLogos-32")
+    summary = import_path(logos, dataset_name=dataset_name, find_duplicates=False, progress=False)
+    assert [(r.source, r.format) for r in summary.reports] == [
+        ("BelgaLogos", "belgalogos"), ("FlickrLogos-27", "flickrlogos27"), ("FlickrLogos-32", "flickrlogos32")]
+    dataset = fo.load_dataset(dataset_name)
+    assert set(dataset.distinct(schema.SOURCE)) == {"BelgaLogos", "FlickrLogos-27", "FlickrLogos-32"}
+    assert len(dataset) == sum(r.samples_seen for r in summary.reports)
