@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image
 
+from curate.parallel import map_files
+
 DHASH_COLUMNS, DHASH_ROWS = 17, 16  # 16 comparisons per row x 16 rows = 256 bits
 COLOUR_GRID = 4  # mean RGB of a 4x4 grid: 48 bytes that tell apart images whose edges look alike
 HASH_PREFIX = "d256c48:"  # names the hash kind, so a change of kind re-hashes stored samples
 DRAFT_SIZE = (64, 64)  # ask the JPEG decoder for at least this much, no more
-CHUNK = 64  # images per task sent to a worker process
 
 
 def image_hashes(path: str) -> tuple[str, str] | None:
@@ -64,11 +62,4 @@ def colour_value(perceptual_hash: str | None) -> np.ndarray | None:
 
 def hash_files(paths: Iterable[str], *, workers: int | None = None) -> Iterator[tuple[str, str] | None]:
     """Hashes of ``paths`` in order, computed by ``workers`` processes (default: all cores)."""
-    paths = list(paths)
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(paths) < 2 * CHUNK:
-        yield from map(image_hashes, paths)
-        return
-    # spawn, not fork: the parent holds a MongoDB client, which must not be forked
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(image_hashes, paths, chunksize=CHUNK)
+    return map_files(image_hashes, paths, workers=workers)

@@ -42,15 +42,14 @@
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
 import struct
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from PIL import Image
 
+from curate.parallel import map_files
 from curate import imageinfo  # noqa: F401  (sets Image.MAX_IMAGE_PIXELS, in spawned workers too)
 
 TRAILING_SLACK_BYTES = 4096  # bytes allowed after JPEG EOI / PNG IEND: one disk cluster of padding
@@ -62,7 +61,6 @@ PNG_IHDR_TYPE = slice(12, 16)  # signature (8) + chunk length (4), then the chun
 PNG_BIT_DEPTH_OFFSET = 24  # ... + type (4) + width (4) + height (4)
 EXIF_ORIENTATION_TAG = 274
 TIFF_BITS_PER_SAMPLE_TAG = 258
-CHUNK = 64  # files per task sent to a worker process; below two chunks it is not worth a pool
 APPLEDOUBLE_ERROR = "AppleDouble file (macOS resource fork metadata), not an image"
 
 _FORMAT_FAMILY = {"MPO": "JPEG"}  # a multi-picture JPEG is a JPEG file with a second image appended
@@ -115,14 +113,7 @@ def inspect_image(path: str) -> ImageFacts:
 
 def inspect_images(paths: Iterable[str], *, workers: int | None = None) -> Iterator[ImageFacts]:
     """Facts of ``paths`` in order, computed by ``workers`` processes (default: all cores)."""
-    paths = list(paths)
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(paths) < 2 * CHUNK:
-        yield from map(inspect_image, paths)
-        return
-    # spawn, not fork: the parent holds a MongoDB client, which must not be forked
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(inspect_image, paths, chunksize=CHUNK)
+    return map_files(inspect_image, paths, workers=workers)
 
 
 def _open_image_facts(path: str, image: Image.Image, handle: BinaryIO, head: bytes, *,

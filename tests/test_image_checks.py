@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curate.image_checks import (APPLEDOUBLE_MAGIC, CHUNK, TRAILING_SLACK_BYTES, ImageFacts,
+from curate.parallel import CHUNK
+from curate.image_checks import (APPLEDOUBLE_MAGIC, TRAILING_SLACK_BYTES, ImageFacts,
                                  inspect_image, inspect_images)
 
 
