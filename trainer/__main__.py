@@ -16,6 +16,7 @@ from trainer.checkpoint import CheckpointError
 from trainer.data import ManifestError
 from trainer.engine import TrainingDiverged
 from trainer.run import run_training
+from trainer.weights import PretrainedWeightsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_training(load_recipe(args.recipe), args.manifest, args.out, resume=args.resume,
                               progress=False if args.no_progress else None)
-    except (RecipeError, ManifestError, CheckpointError, TrainingDiverged) as exc:
+    except (RecipeError, ManifestError, CheckpointError, TrainingDiverged, PretrainedWeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if os.environ.get("RANK", "0") == "0":

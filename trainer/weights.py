@@ -32,7 +32,7 @@ DEFAULT_RECIPE_KEY = "model.pretrained"
 CHECKPOINT_STATE_KEYS = ("state_dict", "model")  # where training scripts nest the weights
 DATA_PARALLEL_PREFIX = "module."
 MAX_STRIPPED_PREFIX_DEPTH = 2  # try dropping up to two leading name components ("body.", "model.backbone.")
-SCRATCH_HINT = "or to null to train from scratch"
+SCRATCH_HINT = "or to \"\" (empty) to train from scratch"
 BATCHNORM_COUNTER = "num_batches_tracked"
 
 
