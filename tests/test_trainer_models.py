@@ -247,7 +247,7 @@ def test_imagenet_weights_offline_give_an_error_naming_the_recipe_key_and_the_fi
     except PretrainedWeightsError as error:
         message = str(error)
         assert "model.pretrained" in message and "MobileNet_V2_Weights.IMAGENET1K_V1" in message
-        assert "internet" in message and "local state-dict file" in message and "null" in message
+        assert "internet" in message and "local state-dict file" in message and "\"\" (empty)" in message
     else:
         pytest.skip(f"torchvision's ImageNet weights were available ({report.summary()}), so the "
                     "offline error cannot be exercised on this machine")
