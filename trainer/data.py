@@ -84,7 +84,7 @@ class ManifestDataset(Dataset):
         out = self.pipeline(image=image, bboxes=np.array(record["boxes"], dtype=np.float32).reshape(-1, 4),
                             labels=labels)
         height, width = out["image"].shape[:2]
-        tensor = torch.from_numpy(np.ascontiguousarray(out["image"])).permute(2, 0, 1).float() / 255.0
+        tensor = torch.from_numpy(np.require(out["image"], requirements=["C", "W"])).permute(2, 0, 1).float() / 255.0
         boxes = torch.tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4))
         boxes /= torch.tensor([width, height, width, height], dtype=torch.float32)
         return ((tensor - self.mean) / self.std, boxes,
