@@ -10,8 +10,8 @@ import sys
 import typer
 
 from curate import __version__
-from curate.cli import (anchors_cmd, balance_cmd, clean_cmd, demo_cmd, doctor_cmd, formats_cmd, import_cmd, info_cmd,
-                        labels_cmd, synth_cmd, train_cmd)
+from curate.cli import (anchors_cmd, balance_cmd, clean_cmd, demo_cmd, doctor_cmd, evaluate_cmd,
+                        formats_cmd, import_cmd, info_cmd, labels_cmd, synth_cmd, train_cmd)
 from curate.errors import CurateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -25,6 +25,7 @@ app.command("info")(info_cmd.info_command)
 app.command("labels")(labels_cmd.labels_command)
 app.command("synth")(synth_cmd.synth_command)
 app.command("train")(train_cmd.train_command)
+app.command("evaluate")(evaluate_cmd.evaluate_command)
 app.command("doctor")(doctor_cmd.doctor_command)
 app.command("demo")(demo_cmd.demo_command)
 
