@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer.errors import TrainerError
+
 LAST, BEST = "last.pt", "best.pt"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TrainerError, RuntimeError):
     pass
 
 

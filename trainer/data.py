@@ -18,13 +18,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
 
 from trainer.augment import seed_augmentation
+from trainer.errors import TrainerError
 
 NORMALISE_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics (its backbones expect them)
 NORMALISE_STD = (0.229, 0.224, 0.225)
 SIXTEEN_BIT_MAX = 65535.0
 
 
-class ManifestError(ValueError):
+class ManifestError(TrainerError, ValueError):
     pass
 
 

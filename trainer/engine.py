@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 import torch
 
 from trainer.box_coder import match_batch
+from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(TrainerError, FloatingPointError):
     """The loss became NaN/inf; the message names the batch's images."""
 
 

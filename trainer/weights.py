@@ -24,6 +24,8 @@ import torch
 import torchvision
 from torch import nn
 
+from trainer.errors import TrainerError
+
 logger = logging.getLogger(__name__)
 
 PretrainedSource = Union[str, os.PathLike, None]
@@ -36,7 +38,7 @@ SCRATCH_HINT = "or to \"\" (empty) to train from scratch"
 BATCHNORM_COUNTER = "num_batches_tracked"
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(TrainerError, RuntimeError):
     """Weights were asked for but cannot be loaded; the message names the recipe key and the fix."""
 
 

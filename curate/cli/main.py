@@ -47,9 +47,11 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what 
 
 
 def main() -> None:
+    from trainer.errors import TrainerError  # torch-free
+
     try:
         app()
-    except CurateError as exc:
+    except (CurateError, TrainerError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
 
