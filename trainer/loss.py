@@ -206,6 +206,7 @@ def _raise_if_not_finite(parts: LossParts, **inputs: torch.Tensor) -> None:
     if bool(torch.isfinite(parts.total.detach()) & inputs_finite.all()):
         return
     bad_inputs = [name for name, ok in zip(inputs, inputs_finite.tolist()) if not ok]
-    raise FloatingPointError(f"loss is not finite: total={float(parts.total)} cls={float(parts.cls)} "
-                             f"loc={float(parts.loc)} num_pos={parts.num_pos}; non-finite inputs: "
+    total, cls, loc = (float(t.detach()) for t in (parts.total, parts.cls, parts.loc))
+    raise FloatingPointError(f"loss is not finite: total={total} cls={cls} "
+                             f"loc={loc} num_pos={parts.num_pos}; non-finite inputs: "
                              f"{', '.join(bad_inputs) or 'none'}")
