@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from curate import schema
+from curate.boxes import relative_xywh_to_edges
 
 INFO_ANCHORS = "curate_anchors"
-EXCLUDED_BOX_TAG = "excluded_class"
+EXCLUDED_BOX_TAG = schema.BOX_TAG_EXCLUDED_CLASS
 
 
 @dataclass
@@ -49,8 +50,7 @@ def training_boxes(dataset, split_tag: str) -> BoxSample:
     for width, height, detections in zip(*view.values(fields)):
         for det in detections or ():
             if det.bounding_box and width and EXCLUDED_BOX_TAG not in (det.tags or ()):
-                x, y, w, h = det.bounding_box
-                boxes.append([x * width, y * height, (x + w) * width, (y + h) * height])
+                boxes.append(relative_xywh_to_edges(det.bounding_box, width, height))
                 sizes.append([width, height])
                 labels.append(det.label)
     described = f"training view of {dataset.name}" + (f", tag {split_tag!r}" if split_tag else "")

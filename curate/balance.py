@@ -21,11 +21,11 @@ from curate import schema
 from curate.clean import training_view
 
 TAG_BALANCED = "balanced"
-TAG_NEGATIVE_SELECTED = "negative_selected"
-SAMPLE_WEIGHT = "sample_weight"
+TAG_NEGATIVE_SELECTED = schema.TAG_NEGATIVE_SELECTED
+SAMPLE_WEIGHT = schema.SAMPLE_WEIGHT
 INFO_BALANCE = "curate_balance"
 SPLITS = ("train", "val", "test")
-EXCLUDED_BOX_TAG = "excluded_class"
+EXCLUDED_BOX_TAG = schema.BOX_TAG_EXCLUDED_CLASS
 
 
 @dataclass

@@ -93,7 +93,7 @@ def _declare_fields(dataset) -> None:
 
 
 def _kept_classes(docs, cfg: CleanSection, classes) -> set[str] | None:
-    counts = Counter(d["label"] for doc in docs for d in _detections(doc))
+    counts = Counter(d["label"] for doc in docs for d in clean_fixes.ground_truth_dicts(doc))
     kept = set(classes) if classes else None
     ranked = [label for label, n in counts.most_common() if n >= cfg.min_instances]
     if cfg.top_k:
@@ -101,10 +101,6 @@ def _kept_classes(docs, cfg: CleanSection, classes) -> set[str] | None:
     if cfg.top_k or cfg.min_instances:
         kept = set(ranked) if kept is None else kept & set(ranked)
     return kept
-
-
-def _detections(doc) -> list[dict]:
-    return (doc.get(schema.GROUND_TRUTH) or {}).get("detections") or []
 
 
 def _facts(docs, kept, inspect_files: bool, progress) -> list[SampleFacts]:

@@ -14,20 +14,21 @@ from curate import schema
 from curate.clean_rules import QUARANTINE, RULES, SampleFacts
 
 SAMPLE_TAGS = (schema.TAG_QUARANTINE, schema.TAG_HAS_EXCLUDED_CLASS)
-BOX_EXCLUDED_TAG = "excluded_class"
+BOX_EXCLUDED_TAG = schema.BOX_TAG_EXCLUDED_CLASS
 
 
 def _is_clean_tag(tag: str) -> bool:
     return tag.startswith(schema.ISSUE_TAG_PREFIX) or tag == BOX_EXCLUDED_TAG
 
 
-def _detections(doc) -> list[dict]:
+def ground_truth_dicts(doc) -> list[dict]:
+    """The ground-truth detection dicts of a raw sample document (empty when none)."""
     return (doc.get(schema.GROUND_TRUTH) or {}).get("detections") or []
 
 
 def strip_clean_marks(doc: dict) -> None:
     """Remove marks of an earlier run from the in-memory document (fixes already applied stay)."""
-    for det in _detections(doc):
+    for det in ground_truth_dicts(doc):
         det["tags"] = [t for t in det.get("tags", []) if not _is_clean_tag(t)]
         det.pop(schema.CLEAN_FINDINGS, None)
 
@@ -43,7 +44,7 @@ def apply_fixes(doc: dict, sample: SampleFacts, counts: dict[str, int]) -> bool:
     if not fixes:
         return False
     _backup(doc)
-    detections = _detections(doc)
+    detections = ground_truth_dicts(doc)
     if any(fix == "rescale_boxes" for _, fix in fixes):
         scale_x = sample.width / sample.declared[0]
         scale_y = sample.height / sample.declared[1]
@@ -71,7 +72,7 @@ def _clip(box: list[float]) -> list[float]:
 
 def marks_update(doc: dict, sample: SampleFacts, kept: set[str] | None) -> dict:
     """The MongoDB update that writes this run's findings (and fixed ground truth) on the sample."""
-    detections = _detections(doc)
+    detections = ground_truth_dicts(doc)
     by_box: dict[int, list] = {}
     for finding in sample.findings:
         if finding.box_index is not None:

@@ -17,7 +17,6 @@ from curate.recipe import CleanSection
 
 QUARANTINE, WARN = "quarantine", "warn"
 ROTATING_EXIF_ORIENTATIONS = range(2, 9)  # EXIF 274: 1 is upright; 0 and others are invalid, not turns
-PIXEL_BOX = "pixel_box"  # fo_store.PIXEL_BOX: boxes of annotation-only samples, absolute xyxy
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def box_findings(facts: SampleFacts, cfg: CleanSection) -> list[Finding]:
         rel = det.get("bounding_box")
         if rel is None or not w or not h:
             pixel.append(None)
-            out += _pixel_only_box(i, det.get(PIXEL_BOX))
+            out += _pixel_only_box(i, det.get(schema.PIXEL_BOX))
             continue
         x0, y0, bw, bh = rel[0] * w, rel[1] * h, rel[2] * w, rel[3] * h
         pixel.append((x0, y0, x0 + bw, y0 + bh))

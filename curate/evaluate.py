@@ -21,6 +21,7 @@ import numpy as np
 from pymongo import UpdateOne
 
 from curate import schema
+from curate.boxes import edges_to_relative_xywh, relative_xywh_to_edges
 from curate.errors import CurateError
 
 PREDICTIONS = "predictions"
@@ -56,9 +57,8 @@ def _ground_truth(view, classes: list[str]):
     fields = ["_id", "filepath", "metadata.width", "metadata.height", f"{schema.GROUND_TRUTH}.detections"]
     for sample_id, path, w, h, dets in zip(*view.values(fields)):
         kept = [d for d in dets or () if d.label in index and d.bounding_box
-                and "excluded_class" not in (d.tags or ())]
-        boxes = np.array([[d.bounding_box[0] * w, d.bounding_box[1] * h, (d.bounding_box[0] + d.bounding_box[2]) * w,
-                           (d.bounding_box[1] + d.bounding_box[3]) * h] for d in kept], float).reshape(-1, 4)
+                and schema.BOX_TAG_EXCLUDED_CLASS not in (d.tags or ())]
+        boxes = np.array([relative_xywh_to_edges(d.bounding_box, w, h) for d in kept], float).reshape(-1, 4)
         rows.append({"id": sample_id, "filepath": path, "size": (w, h), "boxes": boxes,
                      "labels": np.array([index[d.label] for d in kept], int), "box_ids": [d.id for d in kept]})
     return rows
@@ -159,7 +159,7 @@ def _write_back(dataset, rows, detections, data, matches, classes, key: str) -> 
             status = int(matches.det_status[k])
             gt = int(matches.det_gt[k])
             doc = {"_id": det_ids[j], "_cls": "Detection", "attributes": {}, "tags": [], "label": classes[label],
-                   "bounding_box": [box[0] / w, box[1] / h, (box[2] - box[0]) / w, (box[3] - box[1]) / h],
+                   "bounding_box": edges_to_relative_xywh(box.tolist(), w, h),
                    "confidence": float(score), key: verdict.get(status, "ignored"),
                    f"{key}_iou": float(matches.det_iou[k]) if gt >= 0 else None,
                    f"{key}_id": str(row["box_ids"][gt - gt_offsets[i]]) if gt >= 0 else None}

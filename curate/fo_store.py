@@ -22,7 +22,6 @@ from curate import schema
 from curate.boxes import edges_to_relative_xywh
 from curate.formats.records import BoxRecord
 
-PIXEL_BOX = "pixel_box"  # absolute edges xyxy, only on boxes whose image size is unknown
 # Documents per bulk_write: few round trips, small messages. Smaller batches only make an interrupted
 # import lose less (tests set it low to interrupt an import mid-way).
 WRITE_BATCH = int(os.environ.get("CURATE_WRITE_BATCH", "1000"))
@@ -119,7 +118,7 @@ def _detection_doc(box: BoxRecord, width: int | None, height: int | None) -> dic
     if width and height:
         doc["bounding_box"] = edges_to_relative_xywh(box.box, width, height)
     else:  # image size unknown (annotation-only sample): keep the pixels rather than lose the box
-        doc[PIXEL_BOX] = list(box.box)
+        doc[schema.PIXEL_BOX] = list(box.box)
     return doc
 
 

@@ -25,9 +25,9 @@ from curate.boxes import relative_xywh_to_edges
 from curate.errors import CurateError
 
 MANIFEST_VERSION = 1
-SAMPLE_WEIGHT = "sample_weight"  # curate balance writes it; 1.0 when absent
-EXCLUDED_BOX_TAG = "excluded_class"
-NEGATIVE_SELECTED_TAG = "negative_selected"
+SAMPLE_WEIGHT = schema.SAMPLE_WEIGHT  # 1.0 when absent
+EXCLUDED_BOX_TAG = schema.BOX_TAG_EXCLUDED_CLASS
+NEGATIVE_SELECTED_TAG = schema.TAG_NEGATIVE_SELECTED
 
 
 @dataclass

@@ -28,6 +28,7 @@ METADATA = "metadata"
 # --- per-box attributes on ground_truth detections ------------------------------------------------
 VOC_BOX_ATTRIBUTES = ("difficult", "truncated", "occluded")  # bool
 VOC_POSE = "pose"  # str
+PIXEL_BOX = "pixel_box"  # absolute edges xyxy, only on boxes whose image size is unknown (annotation-only)
 ORIGINAL_LABEL = "original_label"  # str: the label as imported, set when `curate labels --map` renames
 
 # --- sample tags ---------------------------------------------------------------------------------
@@ -42,6 +43,9 @@ TAG_IMPORT_ERROR = "import_error"  # some boxes of the annotation could not be r
 TAG_QUARANTINE = "quarantine"  # curate clean: kept out of training views (nothing is deleted)
 TAG_HAS_EXCLUDED_CLASS = "has_excluded_class"  # holds a box of a class not kept: never a negative
 ISSUE_TAG_PREFIX = "issue:"  # curate clean: "issue:<rule>" on samples and on boxes (label tags)
+BOX_TAG_EXCLUDED_CLASS = "excluded_class"  # label tag: a box of a class top-k / --classes does not keep
+TAG_NEGATIVE_SELECTED = "negative_selected"  # curate balance --negatives chose this background image
+SAMPLE_WEIGHT = "sample_weight"  # float: curate balance --weights; the manifest passes it to the sampler
 # Samples with any of these tags must never reach a training view or be picked as a negative.
 UNUSABLE_TAGS = (TAG_MISSING_IMAGE, TAG_UNREADABLE_IMAGE, TAG_IMPORT_ERROR)
 
