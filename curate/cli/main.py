@@ -10,8 +10,9 @@ import sys
 import typer
 
 from curate import __version__
-from curate.cli import (anchors_cmd, balance_cmd, clean_cmd, demo_cmd, doctor_cmd, evaluate_cmd,
-                        formats_cmd, import_cmd, info_cmd, labels_cmd, synth_cmd, train_cmd)
+from curate.cli import (anchors_cmd, balance_cmd, clean_cmd, demo_cmd, doctor_cmd, evaluate_cmd, export_cmd,
+                        formats_cmd, import_cmd, info_cmd, labels_cmd, negatives_cmd, predict_cmd, report_cmd,
+                        review_cmd, run_cmd, sweep_cmd, synth_cmd, train_cmd)
 from curate.errors import CurateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -24,6 +25,13 @@ app.command("balance")(balance_cmd.balance_command)
 app.command("anchors")(anchors_cmd.anchors_command)
 app.command("train")(train_cmd.train_command)
 app.command("evaluate")(evaluate_cmd.evaluate_command)
+app.command("review")(review_cmd.review_command)
+app.command("report")(report_cmd.report_command)
+app.command("negatives")(negatives_cmd.negatives_command)
+app.command("run")(run_cmd.run_command)
+app.command("sweep")(sweep_cmd.sweep_command)
+app.command("export")(export_cmd.export_command)
+app.command("predict")(predict_cmd.predict_command)
 app.command("info")(info_cmd.info_command)
 app.command("synth")(synth_cmd.synth_command)
 app.command("doctor")(doctor_cmd.doctor_command)
