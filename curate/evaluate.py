@@ -127,7 +127,7 @@ def evaluate_dataset(dataset, run_dir: Path, *, split: str = "test", eval_key: s
                                                                  score_threshold=HIGH_CONFIDENCE)
     _write_back(dataset, rows, detections, data, matches, classes, eval_key)
     _save_failure_views(dataset, eval_key)
-    report = {"run": str(run_dir), "split": split, "images": len(rows), "eval_key": eval_key,
+    report = {"run": str(run_dir), "dataset": dataset.name, "split": split, "images": len(rows), "eval_key": eval_key,
               "iou_threshold": iou_threshold, "classes": classes,
               "voc_map50_all_point": voc.mean_ap_all_point, "voc_map50_11point": voc.mean_ap_11point,
               "voc_ap_per_class": dict(zip(classes, np.nan_to_num(voc.ap_all_point, nan=-1).tolist())),
@@ -137,11 +137,26 @@ def evaluate_dataset(dataset, run_dir: Path, *, split: str = "test", eval_key: s
               "confusion": {"labels": [classes[i] if isinstance(i, (int, np.integer)) else str(i)
                                        for i in confusion.labels], "matrix": confusion.matrix.tolist(),
                             "wrong_detections": confusion.wrong, "score_threshold": HIGH_CONFIDENCE},
+              "pr_curves": pr_curves(voc, classes),
               "ms_per_image": ms_per_image}
     (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=2))
     dataset.info[INFO_EVAL] = report
     dataset.save()
     return report
+
+
+def pr_curves(voc, classes: list[str], points: int = 101) -> dict:
+    """Per class, precision at ``points`` evenly spaced recall levels (the monotone envelope VOC
+    integrates; 0 past the highest recall reached): small enough for eval.json, exact enough to plot."""
+    levels = np.linspace(0.0, 1.0, points)
+    curves = {}
+    for name, recall, precision in zip(classes, voc.recall, voc.precision):
+        recall, precision = np.asarray(recall, float), np.asarray(precision, float)
+        envelope = np.maximum.accumulate(precision[::-1])[::-1] if precision.size else precision
+        at = np.searchsorted(recall, levels, side="left")
+        curves[name] = {"recall": levels.round(4).tolist(),
+                        "precision": [float(envelope[i]) if i < recall.size else 0.0 for i in at]}
+    return curves
 
 
 def _write_back(dataset, rows, detections, data, matches, classes, key: str) -> None:
