@@ -70,6 +70,8 @@ class AnchorsSection:
     scales: tuple[float, ...] = ()  # L + 1 sizes relative to the input height; () = the backbone default
     aspect_ratios: tuple[tuple[float, ...], ...] = ()  # per layer, explicit w/h ratios
     extra_square: bool = True  # add a sqrt(s_k * s_k+1) square box per location (SSD paper)
+    fit: bool = False  # `curate run`: fit scales and ratios to the training boxes before training
+    fit_seed: int = 0  # k-means seed of that fit (`curate anchors --fit --seed`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,17 +147,80 @@ class TrainSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceSection:
+    """One folder `curate import` reads (curate/ingest.py `import_path`); a bare string is its `path`."""
+
+    path: str = ""  # folder to import, relative to the working directory (required)
+    format: str = "auto"  # auto (detected, the reason printed) | one reader of `curate formats`
+    source: str = ""  # each sample's `source`; "" = the folder's name (or each subfolder's)
+    images: tuple[str, ...] = ()  # extra folders holding the annotations' images (`--images`)
+    on_error: str = "skip"  # skip: list bad files in the import report and go on | fail: stop at the first
+
+    _shorthand = "path"
+    _choices = {"on_error": ("skip", "fail")}
+
+    def _check(self, where: str) -> None:
+        if not self.path:
+            raise RecipeError(f"{where}: a source needs `path`; fix: `sources: [{{path: my_labels/}}]`")
+
+
+@dataclasses.dataclass(frozen=True)
+class BalanceSection:
+    """`curate balance`'s settings (curate/balance.py): split, KL selection, weights, negatives."""
+
+    split: bool = True  # tag stratified train/val/test splits (duplicate groups kept in one split)
+    fractions: tuple[float, ...] = (0.8, 0.1, 0.1)  # train, val, test shares of the images; sum to 1
+    resplit: bool = False  # ignore existing split tags (VOC ImageSets) instead of keeping them
+    select: float = 0.0  # keep the subset closest to `target`: a fraction (<= 1) or a count (> 1); 0 = all
+    budget_unit: str = "images"  # images | instances: what `select` counts
+    target: str = "uniform"  # uniform | tempered (q ~ n^temperature) | weights (class_weights)
+    temperature: float = 0.5  # the `tempered` target's exponent: 0 = uniform, 1 = the data as it is
+    class_weights: dict = dataclasses.field(default_factory=dict)  # `weights` target: class -> weight
+    weights: bool = False  # write sample_weight so weighted sampling matches `target` (nothing dropped)
+    negatives_per_positive: float = 0.0  # background-only images chosen per positive image; 0 = none
+    seed: int = 0  # seed of the split, the selection and the negatives
+
+    _ranges = {"select": (0, 1e9), "temperature": (0, 10), "negatives_per_positive": (0, 100)}
+    _choices = {"budget_unit": ("images", "instances"), "target": ("uniform", "tempered", "weights")}
+
+    def _check(self, where: str) -> None:
+        if len(self.fractions) != 3 or min(self.fractions) < 0 or abs(sum(self.fractions) - 1) > 1e-6:
+            raise RecipeError(f"{where}: fractions {list(self.fractions)} must be three non-negative shares "
+                              "summing to 1; fix: `fractions: [0.8, 0.1, 0.1]` (train, val, test)")
+        if self.target == "weights" and not self.class_weights:
+            raise RecipeError(f"{where}: target `weights` needs class_weights; fix: `class_weights: "
+                              "{cat: 1.0, dog: 2.0}` or `target: uniform`")
+        bad = {k: v for k, v in self.class_weights.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+        if bad:
+            raise RecipeError(f"{where}: class_weights {bad} are not non-negative numbers; fix: `class: 1.0`")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateSection:
+    """`curate evaluate` after training (curate/evaluate.py)."""
+
+    split: str = "test"  # sample tag to evaluate ("" = every usable sample)
+    iou: float = 0.5  # IoU at which a detection matches a ground truth (VOC rule)
+
+    _ranges = {"iou": (0.05, 0.95)}
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     version: int = RECIPE_VERSION
     name: str = ""  # a short name for the run (reports, sweeps)
     dataset: str = ""  # FiftyOne dataset the stages work on
+    sources: tuple[SourceSection, ...] = ()  # folders `curate run` imports into `dataset` (none: use it as is)
     clean: CleanSection = CleanSection()
+    balance: BalanceSection = BalanceSection()
     model: ModelSection = ModelSection()
     anchors: AnchorsSection = AnchorsSection()
     data: DataSection = DataSection()
     augment: AugmentSection = AugmentSection()
     loss: LossSection = LossSection()
     train: TrainSection = TrainSection()
+    evaluate: EvaluateSection = EvaluateSection()
 
     def to_dict(self) -> dict:
         return recipe_to_dict(self)
@@ -192,6 +257,9 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def _build(cls, data: dict, where: str):
+    shorthand = getattr(cls, "_shorthand", None)
+    if shorthand and isinstance(data, str):
+        data = {shorthand: data}
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -207,7 +275,10 @@ def _build(cls, data: dict, where: str):
     if values.get("version", RECIPE_VERSION) != RECIPE_VERSION:
         raise RecipeError(f"{where}: version {values['version']} is not supported (this curate reads "
                           f"version {RECIPE_VERSION})")
-    return cls(**values)
+    built = cls(**values)
+    if hasattr(built, "_check"):
+        built._check(where)  # rules across keys (fractions sum to 1, a required path)
+    return built
 
 
 def _convert(hint, value, where: str):
@@ -222,7 +293,7 @@ def _convert(hint, value, where: str):
     origin = typing.get_origin(hint)
     if origin is tuple and isinstance(value, list):
         (inner, *_) = typing.get_args(hint)
-        return tuple(_convert(inner, v, where) for v in value)
+        return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
     raise RecipeError(f"{where}: {value!r} is not a {getattr(hint, '__name__', hint)}")
 
 
@@ -252,3 +323,19 @@ def recipe_to_dict(recipe: Recipe) -> dict:
 
 def recipe_from_dict(data: dict, where: str = "recipe") -> Recipe:
     return _build(Recipe, data, where)
+
+
+def with_overrides(recipe: Recipe, overrides: dict[str, object], where: str = "--set") -> Recipe:
+    """``recipe`` with dotted keys replaced (``{"train.lr": 0.02}``), checked like a file: an unknown key
+    gets its did-you-mean, a value out of range is refused."""
+    data = recipe_to_dict(recipe)
+    for dotted, value in overrides.items():
+        parents, node = dotted.split("."), data
+        for part in parents[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"{where} {dotted}: {part!r} is a value, not a section; fix: "
+                                  f"`{'.'.join(parents[:parents.index(part) + 1])}=VALUE`")
+            node = child
+        node[parents[-1]] = value
+    return _build(Recipe, data, f"{where} {', '.join(overrides)}")
