@@ -371,6 +371,27 @@ def confusion_matrix(data: EvalData, *, iou_threshold: float = VOC_IOU_THRESHOLD
        any class with the highest IoU >= ``iou_threshold``: the mislabelled detections.
     What is left: detections -> background row, ground truth -> background column.
     """
+    keep, same_class, counted, free_gt, rest, other_class = _assign_confusions(data, iou_threshold,
+                                                                               score_threshold)
+    found = other_class >= 0
+    background = len(data.classes)
+    missed = np.ones(len(free_gt), bool)
+    missed[other_class[found]] = False
+    rows = np.r_[data.gt_labels[same_class[counted]], data.gt_labels[free_gt[other_class[found]]],
+                 np.full(int((~found).sum()), background), data.gt_labels[free_gt[missed]]]
+    cols = np.r_[data.det_labels[keep[counted]], data.det_labels[keep[rest[found]]],
+                 data.det_labels[keep[rest[~found]]], np.full(int(missed.sum()), background)]
+    size = background + 1
+    matrix = np.bincount(rows * size + cols, minlength=size * size).reshape(size, size)
+    return ConfusionResult(labels=(*data.classes, BACKGROUND), matrix=matrix, iou_threshold=iou_threshold,
+                           score_threshold=score_threshold)
+
+
+def _assign_confusions(data: EvalData, iou_threshold: float, score_threshold: float):
+    """The two passes of :func:`confusion_matrix`: ``keep`` (rows of the scored detections), their
+    same-class match ``same_class``, which of those count (``counted``), the ground truth left free
+    (``free_gt``), the unmatched detections ``rest`` (positions in ``keep``) and the free ground truth
+    each took, as a position in ``free_gt`` (``other_class``, -1 = none)."""
     keep = np.flatnonzero(data.det_scores >= score_threshold)
     det_key, gt_key = data.group_keys()
     ignore = data.gt_ignored
@@ -386,15 +407,15 @@ def confusion_matrix(data: EvalData, *, iou_threshold: float = VOC_IOU_THRESHOLD
     none = np.zeros(len(free_gt), bool)
     other_class = greedy_match(data.det_image[keep[rest]], scores[rest], boxes[rest], data.gt_image[free_gt],
                                data.gt_boxes[free_gt], none, none[None], [iou_threshold])[0][0, 0]
+    return keep, same_class, counted, free_gt, rest, other_class
+
+
+def mislabelled_detections(data: EvalData, *, iou_threshold: float = VOC_IOU_THRESHOLD,
+                           score_threshold: float = 0.0) -> np.ndarray:
+    """Per detection, the row of the ground truth of another class it landed on (the confusion
+    matrix's off-diagonal, same assignment), else -1."""
+    keep, _, _, free_gt, rest, other_class = _assign_confusions(data, iou_threshold, score_threshold)
+    out = np.full(len(data.det_labels), -1, np.int64)
     found = other_class >= 0
-    background = len(data.classes)
-    missed = np.ones(len(free_gt), bool)
-    missed[other_class[found]] = False
-    rows = np.r_[data.gt_labels[same_class[counted]], data.gt_labels[free_gt[other_class[found]]],
-                 np.full(int((~found).sum()), background), data.gt_labels[free_gt[missed]]]
-    cols = np.r_[data.det_labels[keep[counted]], data.det_labels[keep[rest[found]]],
-                 data.det_labels[keep[rest[~found]]], np.full(int(missed.sum()), background)]
-    size = background + 1
-    matrix = np.bincount(rows * size + cols, minlength=size * size).reshape(size, size)
-    return ConfusionResult(labels=(*data.classes, BACKGROUND), matrix=matrix, iou_threshold=iou_threshold,
-                           score_threshold=score_threshold)
+    out[keep[rest[found]]] = free_gt[other_class[found]]
+    return out

@@ -1,0 +1,55 @@
+"""The saved views `curate evaluate` leaves for review (``curate review`` opens them). Each is saved
+only when it holds a sample, and an empty one left by an earlier run is removed."""
+
+from __future__ import annotations
+
+from curate import schema
+
+HIGH_CONFIDENCE = 0.5  # a false positive above this is worth a person's look
+POOR_LOCALISATION_IOU = 0.1  # a false positive overlapping its object at least this much was a localisation miss
+
+
+def failure_views(dataset, key: str, pred_field: str, iou_threshold: float) -> dict:
+    """name -> view, in the order a reviewer should look at them."""
+    from fiftyone import ViewField as F
+
+    errors = F(f"{key}_fp") + F(f"{key}_fn")
+    best_iou = F(f"{key}_best_iou")
+    return {
+        f"{key}-worst": dataset.match(errors > 0).sort_by(errors, reverse=True),
+        f"{key}-high-confidence-fp": dataset.filter_labels(
+            pred_field, (F(key) == "fp") & (F("confidence") >= HIGH_CONFIDENCE)).sort_by(
+            F(f"{pred_field}.detections.confidence").max(), reverse=True),
+        f"{key}-missed": dataset.filter_labels(schema.GROUND_TRUTH, F(key) == "fn"),
+        f"{key}-class-confusions": dataset.filter_labels(pred_field, F(f"{key}_confused_with") != None),  # noqa: E711
+        f"{key}-poor-localisation": dataset.filter_labels(
+            pred_field, (F(key) == "fp") & (best_iou >= POOR_LOCALISATION_IOU) & (best_iou < iou_threshold)),
+    }
+
+
+def clean_views(dataset) -> dict:
+    """What `curate clean` found, for the same review session: quarantined samples, duplicate groups."""
+    from fiftyone import ViewField as F
+
+    views = {"clean-quarantined": dataset.match_tags(schema.TAG_QUARANTINE)}
+    flat = dataset.get_field_schema()
+    groups = [name for name in (schema.EXACT_DUPLICATE_GROUP, schema.NEAR_DUPLICATE_GROUP) if name in flat]
+    if groups:
+        condition = F(groups[0]) != None  # noqa: E711
+        for name in groups[1:]:
+            condition = condition | (F(name) != None)  # noqa: E711
+        views["clean-duplicates"] = dataset.match(condition).sort_by(groups[-1])
+    return views
+
+
+def save_views(dataset, views: dict) -> dict:
+    """Save the non-empty views (overwriting), drop stale empty ones; returns name -> sample count."""
+    counts = {}
+    for name, view in views.items():
+        count = view.count()
+        if count:
+            dataset.save_view(name, view, overwrite=True)
+            counts[name] = count
+        elif dataset.has_saved_view(name):
+            dataset.delete_saved_view(name)
+    return counts
