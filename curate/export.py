@@ -1,0 +1,175 @@
+"""``curate export RUN --onnx``: the run's SSD as one ONNX file with its post-processing, checked against torch.
+
+Reads: ``RUN/best.pt`` (else ``last.pt``); check images from ``--check-images`` or ``RUN/manifest.jsonl``.
+Writes: ``OUT.onnx`` (default ``RUN/model.onnx``: uint8 NHWC RGB image in; boxes, scores, labels out;
+trainer/export_graph.py), its sidecar ``OUT.json`` (classes, input and preprocessing, thresholds, the check,
+timing and sizes), and with ``--quantize int8`` ``OUT.int8-dynamic.onnx`` / ``OUT.int8-static.onnx`` with
+their sidecars. The export fails (:class:`ExportCheckFailed`) when ONNX Runtime and torch disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from curate.errors import CurateError
+from curate.export_check import (CheckImage, compare, detect_all, has_ground_truth, images_from_folder,
+                                 images_from_manifest, median_ms, prepare_inputs, voc_map)
+from curate.export_runtime import (SIDECAR_FORMAT, SIDECAR_VERSION, InputSpec, NetworkInput, OnnxDetector,
+                                   TorchDetector, sidecar_path)
+
+log = logging.getLogger(__name__)
+QUANTIZE_CHOICES = ("int8",)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    score_threshold: float = 0.3  # a deployed detector shows boxes; 0.01 (evaluate's) would flood the app
+    nms_iou: float = 0.45
+    top_k: int = 200
+    quantize: str | None = None  # "int8": dynamic and static int8 models as well
+    check_images: Path | None = None  # default: the run manifest's validation split
+    check_limit: int = 50
+    timing_runs: int = 50
+    warmup: int = 5
+    threads: int = 1  # batch-1 latency on one core, the deployment case; steady on a shared machine
+    calibration_images: int = 20
+
+
+class ExportCheckFailed(CurateError):
+    """ONNX Runtime's detections differ from torch's: the exported file must not be deployed."""
+
+
+def export_run(run_dir: Path, out: Path | None = None, settings: ExportSettings = ExportSettings()) -> dict:
+    """Export, check, time, and (optionally) quantize; returns the report written in the sidecar."""
+    import torch
+
+    from trainer.export_graph import export_onnx
+
+    run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir / "model.onnx"
+    _validate(settings, out)
+    torch_model = TorchDetector(run_dir, score_threshold=settings.score_threshold, nms_iou=settings.nms_iou,
+                                top_k=settings.top_k)
+    export_onnx(torch_model.model, out, score_threshold=settings.score_threshold, nms_iou=settings.nms_iou,
+                top_k=settings.top_k)
+    description = describe(torch_model.classes, torch_model.spec, settings, run_dir)
+    _write_sidecar(out, description)
+    images = _check_images(run_dir, settings)
+    inputs = prepare_inputs(images, NetworkInput(torch_model.spec))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        report, float_found = _check_and_time(torch_model, OnnxDetector(out, threads=settings.threads), images,
+                                              inputs, settings)
+        _write_sidecar(out, {**description, "export_report": report})
+        if settings.quantize:
+            calibration = _calibration_inputs(run_dir, settings, torch_model.spec, inputs)
+            report["quantized"] = _quantize_all(out, float_found, description, images, inputs, calibration,
+                                                settings)
+            _write_sidecar(out, {**description, "export_report": report})
+    finally:
+        torch.set_num_threads(threads)
+    return report
+
+
+def _validate(settings: ExportSettings, out: Path) -> None:
+    checks = ((0.0 <= settings.score_threshold < 1.0, "--score-threshold", "a value in [0, 1)"),
+              (0.0 < settings.nms_iou <= 1.0, "--nms-iou", "a value in (0, 1]"),
+              (settings.top_k >= 1, "--top-k", "a whole number >= 1"),
+              (settings.quantize in (None, *QUANTIZE_CHOICES), "--quantize", "int8"),
+              (out.suffix.lower() == ".onnx", "--out", "a file name ending in .onnx"))
+    for ok, option, fix in checks:
+        if not ok:
+            raise CurateError(f"{option}: invalid value; fix: pass {fix}")
+
+
+def describe(classes: list[str], spec: InputSpec, settings: ExportSettings, run_dir: Path) -> dict:
+    """What a deployment needs to feed the model and read its outputs (docs/export.md)."""
+    from trainer.augment import IMAGENET_MEAN_RGB
+    from trainer.data import NORMALISE_MEAN, NORMALISE_STD
+    from trainer.export_graph import INPUT_NAME
+    from trainer.model import PRE_NMS_CANDIDATES_PER_CLASS
+
+    height, width = spec.image_size
+    return {
+        "format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "run": str(run_dir), "classes": list(classes),
+        "input": {"name": INPUT_NAME, "shape": [1, height, width, 3], "dtype": "uint8", "layout": "NHWC",
+                  "color": "RGB", "resize_mode": spec.resize_mode, "interpolation": "bilinear",
+                  "letterbox_fill_rgb": list(IMAGENET_MEAN_RGB) if spec.resize_mode == "letterbox" else None},
+        "normalisation": {"in_graph": True, "formula": "(pixel / 255 - mean) / std",
+                          "mean": list(NORMALISE_MEAN), "std": list(NORMALISE_STD)},
+        "outputs": {"boxes": "[K, 4] float32 relative xyxy of the network input, in [0, 1]",
+                    "scores": "[K] float32, decreasing", "labels": "[K] int64 index into classes"},
+        "postprocess": {"score_threshold": settings.score_threshold, "nms_iou": settings.nms_iou,
+                        "top_k": settings.top_k, "candidates_per_class": PRE_NMS_CANDIDATES_PER_CLASS,
+                        "nms": "per class (ONNX NonMaxSuppression, classes as its batch axis)"},
+    }
+
+
+def _write_sidecar(onnx_path: Path, content: dict) -> None:
+    sidecar_path(onnx_path).write_text(json.dumps(content, indent=2) + "\n")
+
+
+def _check_images(run_dir: Path, settings: ExportSettings) -> list[CheckImage]:
+    if settings.check_images:
+        return images_from_folder(settings.check_images, settings.check_limit)
+    return images_from_manifest(run_dir, settings.check_limit)
+
+
+def _check_and_time(torch_model: TorchDetector, onnx_model: OnnxDetector, images, inputs,
+                    settings: ExportSettings) -> tuple[dict, list]:
+    torch_found, onnx_found = detect_all(torch_model.detect, inputs), detect_all(onnx_model.detect, inputs)
+    agreement = compare(torch_found, onnx_found, [str(i.path) for i in images],
+                        score_threshold=settings.score_threshold)
+    if not agreement.ok:
+        _write_sidecar(onnx_model.path, {**onnx_model.sidecar, "export_report": {"check": agreement.to_dict()}})
+        raise ExportCheckFailed(
+            f"{onnx_model.path}: ONNX Runtime and torch disagree on {len(agreement.failures)} detection(s) "
+            f"over {agreement.images} images (first: {agreement.failures[0]}); the file must not be deployed; "
+            f"fix: report it as a bug with {sidecar_path(onnx_model.path).name}, or export with the torch and "
+            "onnxruntime versions of pyproject.toml")
+    torch_ms = median_ms(torch_model.detect, inputs, warmup=settings.warmup, runs=settings.timing_runs)
+    onnx_ms = median_ms(onnx_model.detect, inputs, warmup=settings.warmup, runs=settings.timing_runs)
+    return {"onnx": str(onnx_model.path), "check": agreement.to_dict(), "check_images": len(images),
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+            "ms_per_image": {"torch_eager": torch_ms, "onnx_runtime": onnx_ms, "threads": settings.threads,
+                             "batch": 1, "runs": settings.timing_runs,
+                             "includes": "normalise + network + decode/top-k/NMS (not resize)"},
+            "speedup_vs_torch": torch_ms / onnx_ms,
+            "size_bytes": {"onnx": onnx_model.path.stat().st_size, "checkpoint": torch_model.checkpoint.stat().st_size},
+            "voc_map50": {"torch": voc_map(images, inputs, torch_found, torch_model.classes, torch_model.spec),
+                          "onnx": voc_map(images, inputs, onnx_found, torch_model.classes, torch_model.spec),
+                          "at_score_threshold": settings.score_threshold,
+                          "images": sum(i.gt_boxes is not None for i in images)} if has_ground_truth(images)
+            else None}, onnx_found
+
+
+def _quantize_all(float_path: Path, float_found: list, description: dict, images, inputs, calibration: list,
+                  settings: ExportSettings) -> dict:
+    from curate.export_quant import QUANT_MODES, agreement, quantize
+
+    results = {}
+    for mode in QUANT_MODES:
+        path = quantize(float_path, mode, input_name=description["input"]["name"], calibration=calibration)
+        _write_sidecar(path, {**description, "quantization": {"mode": mode, "from": float_path.name}})
+        model = OnnxDetector(path, threads=settings.threads)
+        found = detect_all(model.detect, inputs)
+        results[mode] = {
+            "onnx": str(path), "size_bytes": path.stat().st_size,
+            "ms_per_image": median_ms(model.detect, inputs, warmup=settings.warmup, runs=settings.timing_runs),
+            "agreement_with_float": agreement(float_found, found),
+            "voc_map50": voc_map(images, inputs, found, model.classes, model.spec),
+            "calibration_images": len(calibration) if mode == "static" else 0}
+    return results
+
+
+def _calibration_inputs(run_dir: Path, settings: ExportSettings, spec: InputSpec, check_inputs) -> list:
+    """Training images when the run's manifest has them (not the ones the check measures), else the check's."""
+    try:
+        train = images_from_manifest(run_dir, settings.calibration_images, splits=("train",))
+    except CurateError:
+        return [pixels for pixels, _ in check_inputs[:settings.calibration_images]]
+    return [pixels for pixels, _ in prepare_inputs(train, NetworkInput(spec))]

@@ -1,0 +1,153 @@
+"""One way to run a detector on image files, whether it is a run's torch model or an exported ONNX file.
+
+Both take the same network input: the image as uint8 RGB, resized to the model's input size by the
+trainer's evaluation pipeline (``stretch`` or ``letterbox``, bilinear). Both return :class:`Detections`
+relative to that input; :func:`to_image_pixels` maps them back to the original image's pixel edges
+(curate/boxes.py). The ONNX model carries its own normalisation and post-processing
+(trainer/export_graph.py); the torch side runs ``model.forward`` + ``model.postprocess`` as
+``curate evaluate`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from curate.errors import CurateError
+
+SIDECAR_FORMAT = "curate-ssd-onnx"
+SIDECAR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    image_size: tuple[int, int]  # (height, width) of the network input
+    resize_mode: str  # "stretch" or "letterbox" (trainer/augment.py)
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes: np.ndarray  # [K, 4] relative xyxy of the network input
+    scores: np.ndarray  # [K]
+    labels: np.ndarray  # [K] 0-based indices into the class list
+
+    def above(self, score_threshold: float) -> "Detections":
+        keep = self.scores > score_threshold
+        return Detections(self.boxes[keep], self.scores[keep], self.labels[keep])
+
+
+class NetworkInput:
+    """Image file -> (uint8 ``H x W x 3`` RGB at the input size, original ``(width, height)``)."""
+
+    def __init__(self, spec: InputSpec):
+        from trainer.augment import build_augmentation
+
+        self.spec = spec
+        self.pipeline = build_augmentation("none", size=spec.image_size, resize_mode=spec.resize_mode)
+
+    def __call__(self, path: str | Path) -> tuple[np.ndarray, tuple[int, int]]:
+        from trainer.data import load_rgb
+
+        image = load_rgb(str(path))
+        resized = self.pipeline(image=image, bboxes=np.zeros((0, 4)), labels=np.zeros(0))["image"]
+        return np.ascontiguousarray(resized), (image.shape[1], image.shape[0])
+
+
+def to_image_pixels(rel_xyxy: np.ndarray, size: tuple[int, int], spec: InputSpec) -> np.ndarray:
+    """Relative boxes of the network input -> absolute edges of the original ``(width, height)`` image
+    (undoing the letterbox's scale and centred padding)."""
+    width, height = size
+    if spec.resize_mode == "stretch":
+        return rel_xyxy * np.array([width, height, width, height], dtype=np.float64)
+    in_h, in_w = spec.image_size
+    scale = min(in_h / height, in_w / width)
+    pad = np.array([(in_w - width * scale) / 2, (in_h - height * scale) / 2] * 2)
+    return (rel_xyxy * np.array([in_w, in_h, in_w, in_h], dtype=np.float64) - pad) / scale
+
+
+class TorchDetector:
+    """A run folder's model in eval mode (best.pt, else last.pt), with ``SSD.postprocess``."""
+
+    def __init__(self, run_dir: Path, *, score_threshold: float, nms_iou: float, top_k: int):
+        import torch
+
+        from curate.evaluate import load_run
+        from trainer.data import NORMALISE_MEAN, NORMALISE_STD
+
+        self.checkpoint = _checkpoint(Path(run_dir))
+        self.model, recipe, self.classes = load_run(Path(run_dir))
+        self.spec = InputSpec(tuple(recipe.model.image_size), recipe.model.resize_mode)
+        self.score_threshold, self.nms_iou, self.top_k = score_threshold, nms_iou, top_k
+        self.mean = torch.tensor(NORMALISE_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(NORMALISE_STD).view(1, 3, 1, 1)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        import torch
+
+        with torch.no_grad():
+            pixels = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0 - self.mean) / self.std
+            cls_logits, loc = self.model(pixels)
+            found = self.model.postprocess(cls_logits, loc, self.score_threshold, self.nms_iou, self.top_k)[0]
+        return Detections(found["boxes"].numpy(), found["scores"].numpy(), found["labels"].numpy() - 1)
+
+
+class OnnxDetector:
+    """An ONNX file written by ``curate export`` and its JSON sidecar, run by ONNX Runtime on the CPU."""
+
+    def __init__(self, onnx_path: Path, *, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(onnx_path)
+        self.sidecar = read_sidecar(self.path)
+        self.classes = list(self.sidecar["classes"])
+        source = self.sidecar["input"]
+        self.spec = InputSpec(tuple(source["shape"][1:3]), source["resize_mode"])
+        self.score_threshold = float(self.sidecar["postprocess"]["score_threshold"])
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def detect(self, image: np.ndarray) -> Detections:
+        boxes, scores, labels = self.session.run(None, {self.input_name: image[None]})
+        return Detections(boxes, scores, labels)
+
+
+def sidecar_path(onnx_path: Path) -> Path:
+    return Path(onnx_path).with_suffix(".json")
+
+
+def read_sidecar(onnx_path: Path) -> dict:
+    path = sidecar_path(onnx_path)
+    if not Path(onnx_path).is_file():
+        raise CurateError(f"{onnx_path}: no such ONNX file; fix: `curate export RUN --onnx --out {onnx_path}`")
+    try:
+        sidecar = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CurateError(f"{path}: the sidecar of {Path(onnx_path).name} is missing or unreadable ({error}); "
+                          "fix: re-export with `curate export RUN --onnx`, which writes both") from None
+    if sidecar.get("format") != SIDECAR_FORMAT or sidecar.get("version") != SIDECAR_VERSION:
+        raise CurateError(f"{path}: format/version is not {SIDECAR_FORMAT!r} {SIDECAR_VERSION}; fix: re-export "
+                          "with `curate export RUN --onnx`")
+    return sidecar
+
+
+def _checkpoint(run_dir: Path) -> Path:
+    """The file load_run reads: best.pt, else last.pt."""
+    for name in ("best.pt", "last.pt"):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise CurateError(f"{run_dir}: no best.pt or last.pt; fix: pass a run folder written by `curate train` "
+                      "(runs/NAME)")
+
+
+def open_detector(model: Path, *, score_threshold: float, nms_iou: float, top_k: int):
+    """A run folder -> :class:`TorchDetector`; an ``.onnx`` file -> :class:`OnnxDetector`."""
+    model = Path(model)
+    if model.suffix.lower() == ".onnx":
+        return OnnxDetector(model)
+    return TorchDetector(model, score_threshold=score_threshold, nms_iou=nms_iou, top_k=top_k)
