@@ -133,18 +133,30 @@ def write_weights(dataset, table: Table, target: np.ndarray) -> dict:
             "kl_uniform": weighted_kl(table.counts, target, uniform)}
 
 
+def positive_rows(table: Table) -> np.ndarray:
+    """The images training learns objects from: with a kept box, and in the balanced selection if any."""
+    has_boxes = table.counts.sum(axis=1) > 0
+    use_balanced = any(TAG_BALANCED in tags for tags in table.tags)
+    return has_boxes & np.array([TAG_BALANCED in t or not use_balanced for t in table.tags], bool)
+
+
+def negative_candidates(table: Table) -> list[int]:
+    """Rows that may serve as background: no kept box, no box of an excluded class, not a copy of a
+    positive image (same duplicate group). Quarantined samples are not in the table."""
+    has_boxes = table.counts.sum(axis=1) > 0
+    positive_groups = {g for g, p in zip(table.groups, positive_rows(table)) if p and g}
+    return [i for i in range(len(table.ids)) if not has_boxes[i]
+            and schema.TAG_HAS_EXCLUDED_CLASS not in table.tags[i]
+            and not (table.groups[i] and table.groups[i] in positive_groups)]
+
+
 def select_negatives(dataset, table: Table, *, ratio: float, fractions: dict[str, float], seed: int) -> dict:
     """Background-only images at ``positives:negatives = ratio``: annotated-empty, declared negatives or
     unlabeled images of the usable samples. Never an image holding a box of an excluded class (tag
     has_excluded_class), never a quarantined one (not in the table), never a copy of a positive image
     (shares its duplicate group). Chosen ones get ``negative_selected`` and a split tag if they had none."""
-    has_boxes = table.counts.sum(axis=1) > 0
-    use_balanced = any(TAG_BALANCED in tags for tags in table.tags)
-    positive = has_boxes & np.array([TAG_BALANCED in t or not use_balanced for t in table.tags])
-    positive_groups = {g for g, p in zip(table.groups, positive) if p and g}
-    candidates = [i for i in range(len(table.ids)) if not has_boxes[i]
-                  and schema.TAG_HAS_EXCLUDED_CLASS not in table.tags[i]
-                  and not (table.groups[i] and table.groups[i] in positive_groups)]
+    positive = positive_rows(table)
+    candidates = negative_candidates(table)
     wanted = int(round(positive.sum() / ratio)) if ratio > 0 else 0
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(candidates, size=min(wanted, len(candidates)), replace=False).tolist())

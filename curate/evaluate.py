@@ -47,9 +47,12 @@ def load_run(run_dir: Path):
     return model.eval(), recipe, list(saved["classes"])
 
 
-def predict(model, recipe, rows, *, score_threshold: float, nms_iou: float) -> tuple[list[dict], dict]:
-    """Detections in each original image's pixels, and the seconds spent per stage."""
+def predict(model, recipe, rows, *, score_threshold: float, nms_iou: float,
+            progress: bool | None = False) -> tuple[list[dict], dict]:
+    """Detections in each original image's pixels, and the milliseconds per image spent per stage."""
     import torch
+
+    from curate.progress import track
 
     from trainer.build import eval_pipeline
     from trainer.data import NORMALISE_MEAN, NORMALISE_STD, load_rgb
@@ -57,7 +60,8 @@ def predict(model, recipe, rows, *, score_threshold: float, nms_iou: float) -> t
     pipeline, timing = eval_pipeline(recipe), {"preprocess": 0.0, "forward": 0.0, "postprocess": 0.0}
     mean, std = torch.tensor(NORMALISE_MEAN).view(3, 1, 1), torch.tensor(NORMALISE_STD).view(3, 1, 1)
     out = []
-    for start in range(0, len(rows), BATCH):
+    starts = range(0, len(rows), BATCH)
+    for start in track(starts, total=len(starts), description="predict", unit="batch", enabled=progress):
         batch = rows[start:start + BATCH]
         t0 = time.perf_counter()
         images = [pipeline(image=load_rgb(r["filepath"]), bboxes=np.zeros((0, 4)), labels=np.zeros(0))["image"]

@@ -19,6 +19,7 @@ from curate.boxes import edges_to_relative_xywh
 
 WRITE_BATCH = 1000
 TP, FP, FN = "tp", "fp", "fn"
+NO_MATCH_ID = ""  # FiftyOne's value for an unmatched box (its IoU is None)
 
 
 def new_prediction_docs(detections: list[dict], rows: list[dict], classes: list[str]) -> None:
@@ -65,7 +66,7 @@ def _mark_ground_truth(row, det, matches, gt0: int, det0: int, key: str, fo_matc
         status = int(matches.gt_status[k]) if k is not None else -1
         matched = int(matches.gt_det[k]) if k is not None else -1
         doc[key] = {1: TP, 0: FN}.get(status)
-        doc[f"{key}_id"] = str(det["docs"][matched - det0]["_id"]) if matched >= 0 else None
+        doc[f"{key}_id"] = str(det["docs"][matched - det0]["_id"]) if matched >= 0 else NO_MATCH_ID
         doc[f"{key}_iou"] = float(matches.gt_iou[k]) if matched >= 0 else None
         by_id[str(doc["_id"])] = doc
         if doc[key] == FN:
@@ -79,7 +80,7 @@ def _mark_predictions(row, det, matches, mislabelled, det0, gt0, classes, key, g
         status, gt = int(matches.det_status[k]), int(matches.det_gt[k])
         gt_doc = gt_docs.get(row["box_ids"][gt - gt0]) if gt >= 0 else None
         doc[key] = {1: TP, 0: FP}.get(status)
-        doc[f"{key}_id"] = str(gt_doc["_id"]) if gt_doc is not None else None
+        doc[f"{key}_id"] = str(gt_doc["_id"]) if gt_doc is not None else NO_MATCH_ID
         doc[f"{key}_iou"] = float(matches.det_iou[k]) if gt_doc is not None else None
         doc[f"{key}_best_iou"] = float(matches.det_best_iou[k])
         other = int(mislabelled[k])
