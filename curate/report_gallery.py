@@ -137,7 +137,7 @@ def render_tile(failure: Failure) -> bytes:
         tile.paste(_panel(image, failure, (0.0, 0.0, 1.0, 1.0)), (0, 0))
         tile.paste(_panel(image, failure, _zoom_window(failure.box.xywh)), (PANEL, 0))
     buffer = io.BytesIO()
-    tile.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    tile.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)  # 4:4:4 keeps thin lines their colour
     return buffer.getvalue()
 
 

@@ -6,13 +6,18 @@ pytest gives each importing module its own fixture definition, so the cache is h
 
 from __future__ import annotations
 
+import base64
+import io
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-DATASET = "test-review-evaluated"
+# unique: on a shared machine FiftyOne may attach to another user's running database service
+DATASET = f"test-review-{uuid.uuid4().hex[:8]}"
 IMAGES = 24
 EPOCHS = 8
 _built: dict[str, "Evaluated"] = {}
@@ -67,3 +72,67 @@ def evaluated(tmp_path_factory) -> Evaluated:
     if fo.dataset_exists(DATASET):
         fo.delete_dataset(DATASET)
     _built.clear()
+
+
+@dataclass
+class Dom:
+    """What a test reads back from report HTML: tables by id (rows of cell texts), images, text."""
+
+    tables: dict[str, list[list[str]]] = field(default_factory=dict)
+    images: list[dict[str, str]] = field(default_factory=list)  # attributes of every <img>
+    text: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    def column(self, table_id: str, name: str) -> dict[str, str]:
+        """{first cell: cell under header ``name``} for a table."""
+        header, *rows = self.tables[table_id]
+        index = header.index(name)
+        return {row[0]: row[index] for row in rows}
+
+
+class _DomParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dom, self._table, self._row, self._cell = Dom(), None, None, None
+
+    def handle_starttag(self, tag, attrs):
+        self.dom.tags.append(tag)
+        attributes = dict(attrs)
+        if tag == "table":
+            self._table = self.dom.tables.setdefault(attributes.get("id", f"table{len(self.dom.tables)}"), [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+            self._table.append(self._row)
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "img":
+            self.dom.images.append(attributes)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        self.dom.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse_html(text: str) -> Dom:
+    parser = _DomParser()
+    parser.feed(text)
+    return parser.dom
+
+
+def decode_data_uri(src: str):
+    """The PIL image inside a data: URI (raises if it does not decode)."""
+    from PIL import Image
+
+    header, _, payload = src.partition(",")
+    assert header.startswith("data:image/") and header.endswith(";base64"), header[:40]
+    image = Image.open(io.BytesIO(base64.b64decode(payload)))
+    image.load()
+    return image
