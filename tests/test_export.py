@@ -1,0 +1,171 @@
+"""`curate export --onnx`: a tiny trained SSD exported with its post-processing gives torch's detections in
+ONNX Runtime; int8 models are written and compared; disagreement and bad input fail loudly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import shared_dataset
+from curate.cli.export_cmd import summary_lines
+from curate.errors import CurateError
+from curate.export import ExportCheckFailed, ExportSettings, _check_and_time, export_run
+from curate.export_check import compare, detect_all, images_from_folder, images_from_manifest, prepare_inputs
+from curate.export_runtime import Detections, NetworkInput, OnnxDetector, TorchDetector
+from curate.recipe import Recipe, recipe_from_dict, recipe_to_dict
+from curate.synth import render_image
+from factories import make_labelimg_xml
+from trainer.export_graph import DeployableSSD
+
+LOW_THRESHOLD = 0.05  # an under-trained tiny model: many boxes, so NMS and top-k have work to do
+IMAGE_SIDE = 96
+
+
+def write_images(folder: Path, n: int, *, seed: int = 0, labelimg: bool = False) -> list[dict]:
+    """Synthetic images (and, with ``labelimg``, their LabelImg XML beside them); manifest records."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        image, boxes = render_image(seed * 1000 + i, IMAGE_SIDE, IMAGE_SIDE, max_boxes=2)
+        path = folder / f"img_{seed}_{i}.jpg"
+        image.save(path, quality=95)
+        if labelimg:
+            make_labelimg_xml(path.with_suffix(".xml"), path.name, (IMAGE_SIDE, IMAGE_SIDE), boxes)
+        records.append({"id": str(i), "filepath": str(path), "width": IMAGE_SIDE, "height": IMAGE_SIDE,
+                        "boxes": [list(b.box) for b in boxes], "labels": [b.label for b in boxes]})
+    return records
+
+
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder as `curate train` leaves it (best/last.pt, manifest.jsonl), built once per session."""
+    from trainer.run import run_training
+
+    run = tmp_path_factory.getbasetemp() / "tiny-ssd-run"
+    if (run / "last.pt").is_file():
+        return run
+    images = write_images(tmp_path_factory.getbasetemp() / "tiny-ssd-images", 16)
+    records = [{**r, "split": split, "weight": 1.0} for r in images for split in ("train", "val")]
+    run.mkdir(parents=True)
+    classes = sorted({label for r in records for label in r["labels"]})
+    with (run / "manifest.jsonl").open("w") as handle:
+        handle.write(json.dumps({"manifest_version": 1, "classes": classes}) + "\n")
+        handle.writelines(json.dumps(r) + "\n" for r in records)
+    data = recipe_to_dict(Recipe())
+    data["model"].update(backbone="tiny", image_size=[64, 64])
+    data["augment"]["preset"] = "none"
+    data["train"].update(epochs=6, batch_size=8, workers=0, lr=0.05, val_every=100)
+    run_training(recipe_from_dict(data), run / "manifest.jsonl", run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    report = export_run(run_dir, out, ExportSettings(score_threshold=LOW_THRESHOLD, timing_runs=3, warmup=1))
+    return out, report
+
+
+def test_onnx_gives_torchs_detections_with_postprocessing_in_the_graph(exported):
+    out, report = exported
+    check = report["check"]
+    assert check["ok"] and check["images"] == 16 and check["detections"] > 16, check
+    assert check["max_box_diff"] <= 1e-4 and check["max_score_diff"] <= 1e-4
+    ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert {"NonMaxSuppression", "TopK", "Softmax"} <= ops
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["input"]["shape"] == [1, 64, 64, 3] and sidecar["input"]["dtype"] == "uint8"
+    assert sidecar["postprocess"]["score_threshold"] == LOW_THRESHOLD and sidecar["classes"]
+    assert sidecar["export_report"]["ms_per_image"]["onnx_runtime"] > 0
+    assert report["voc_map50"]["onnx"] == pytest.approx(report["voc_map50"]["torch"], abs=1e-9)
+
+
+def test_onnx_outputs_are_relative_sorted_and_capped(exported):
+    out, _ = exported
+    detector = OnnxDetector(out)
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    found = detector.detect(pixels)
+    assert found.boxes.shape[1] == 4 and (found.boxes >= 0).all() and (found.boxes <= 1).all()
+    assert (np.diff(found.scores) <= 0).all() and (found.scores > LOW_THRESHOLD).all()
+    assert len(found.scores) <= 200 and found.labels.dtype == np.int64
+    assert set(found.labels.tolist()) <= set(range(len(detector.classes)))
+
+
+def test_graph_wrapper_in_eager_torch_equals_postprocess(run_dir):
+    detector = TorchDetector(run_dir, score_threshold=LOW_THRESHOLD, nms_iou=0.45, top_k=200)
+    wrapper = DeployableSSD(detector.model, score_threshold=LOW_THRESHOLD, nms_iou=0.45, top_k=200)
+    pixels = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        boxes, scores, labels = wrapper(torch.from_numpy(pixels)[None])
+    reference = detector.detect(pixels)
+    assert len(scores) == len(reference.scores) > 0 and (torch.diff(scores) <= 0).all()
+    agreement = compare([reference], [Detections(boxes.numpy(), scores.numpy(), labels.numpy())], ["random"],
+                        score_threshold=LOW_THRESHOLD)
+    assert agreement.ok and agreement.max_box_diff < 1e-6, agreement.failures
+
+
+def test_a_disagreeing_onnx_file_fails_the_export_loudly(exported, run_dir):
+    out, _ = exported
+    stricter_torch = TorchDetector(run_dir, score_threshold=LOW_THRESHOLD * 4, nms_iou=0.45, top_k=200)
+    images = images_from_manifest(run_dir, 4)
+    inputs = prepare_inputs(images, NetworkInput(stricter_torch.spec))
+    onnx_model = OnnxDetector(out)
+    agreement = compare(detect_all(stricter_torch.detect, inputs), detect_all(onnx_model.detect, inputs),
+                        [str(i.path) for i in images], score_threshold=LOW_THRESHOLD * 4)
+    assert not agreement.ok and "onnx only" in agreement.failures[0]
+    with pytest.raises(ExportCheckFailed, match=r"tiny\.onnx: ONNX Runtime and torch disagree.*must not be deployed"):
+        _check_and_time(stricter_torch, onnx_model, images, inputs, ExportSettings(score_threshold=LOW_THRESHOLD * 4))
+    assert json.loads(out.with_suffix(".json").read_text())["export_report"]["check"]["ok"] is False
+
+
+def test_int8_models_on_a_labelimg_folder(run_dir, tmp_path):
+    folder = tmp_path / "check"
+    write_images(folder, 6, seed=7, labelimg=True)
+    report = export_run(run_dir, tmp_path / "m.onnx", ExportSettings(
+        score_threshold=LOW_THRESHOLD, quantize="int8", check_images=folder, timing_runs=3, warmup=1))
+    assert report["check"]["ok"] and report["voc_map50"]["images"] == 6
+    for mode in ("dynamic", "static"):
+        quantized = report["quantized"][mode]
+        path = Path(quantized["onnx"])
+        assert path.is_file() and path.with_suffix(".json").is_file()
+        assert quantized["size_bytes"] < report["size_bytes"]["onnx"]
+        assert 0 <= quantized["agreement_with_float"]["found_fraction"] <= 1
+        assert quantized["voc_map50"] is not None
+        assert OnnxDetector(path).detect(np.zeros((64, 64, 3), np.uint8)).boxes.shape[1] == 4
+    assert any(line.startswith("int8 static") for line in summary_lines(report))
+
+
+def test_bad_inputs_name_the_problem_and_the_fix(run_dir, tmp_path, curate_cmd, curate_env):
+    with pytest.raises(CurateError, match=r"no best\.pt or last\.pt; fix"):
+        export_run(tmp_path, tmp_path / "x.onnx")
+    with pytest.raises(CurateError, match=r"--top-k: invalid value; fix"):
+        export_run(run_dir, tmp_path / "x.onnx", ExportSettings(top_k=0))
+    with pytest.raises(CurateError, match=r"--out: invalid value; fix: pass a file name ending in \.onnx"):
+        export_run(run_dir, tmp_path / "x.tflite")
+    with pytest.raises(CurateError, match=r"no images found; fix"):
+        images_from_folder(tmp_path, 5)
+    result = subprocess.run(curate_cmd + ["export", str(run_dir)], capture_output=True, text=True, env=curate_env)
+    assert result.returncode == 1 and "fix: pass --onnx" in result.stderr + result.stdout
+
+
+@pytest.mark.realdata
+def test_check_passes_on_real_photos_of_other_sizes(exported, run_dir):
+    photos = shared_dataset("raccoon") / "images"
+    out, _ = exported
+    torch_model = TorchDetector(run_dir, score_threshold=LOW_THRESHOLD, nms_iou=0.45, top_k=200)
+    images = images_from_folder(photos, 8)
+    inputs = prepare_inputs(images, NetworkInput(torch_model.spec))
+    assert len({size for _, size in inputs}) > 1  # real photos, several sizes, all resized the same way
+    report, _ = _check_and_time(torch_model, OnnxDetector(out), images, inputs,
+                                ExportSettings(score_threshold=LOW_THRESHOLD, timing_runs=2, warmup=1))
+    assert report["check"]["ok"] and report["check"]["detections"] > 0
