@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from trainer.metrics import (FN, FP, IGNORED, TP, EvalData, confusion_matrix, evaluate_voc, match_dataset,
-                             match_detections, voc_ap_11point, voc_ap_all_point, voc_map50)
+                             match_detections, mislabelled_detections, voc_ap_11point, voc_ap_all_point, voc_map50)
 from trainer.metrics_coco import evaluate_coco, evaluate_size_bins
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -435,6 +435,19 @@ def test_confusion_diagonal_equals_true_positives():
     assert result.correct == int((matches.det_status == TP).sum())
     assert result.matrix[:-1].sum() == int((~data.gt_ignored).sum())  # every counted ground truth once
     assert result.correct + result.wrong == int((matches.det_status != IGNORED).sum())
+
+
+
+def test_mislabelled_detections_are_the_off_diagonal_of_the_confusion_matrix():
+    data = synthetic(num_images=100, seed=3)
+    result = confusion_matrix(data, score_threshold=0.3)
+    landed_on = mislabelled_detections(data, score_threshold=0.3)
+    marked = np.flatnonzero(landed_on >= 0)
+    off_diagonal = result.matrix[:-1, :-1].sum() - np.trace(result.matrix[:-1, :-1])
+    assert len(marked) == off_diagonal > 0
+    assert np.all(data.det_scores[marked] >= 0.3)
+    assert np.all(data.gt_labels[landed_on[marked]] != data.det_labels[marked])
+    assert np.all(data.det_image[marked] == data.gt_image[landed_on[marked]])
 
 
 # ---------------------------------------------------------------- agreement: voc2012-sample
