@@ -62,14 +62,16 @@ def export_run(run_dir: Path, out: Path | None = None, settings: ExportSettings 
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        report, float_found = _check_and_time(torch_model, OnnxDetector(out, threads=settings.threads), images,
-                                              inputs, settings)
-        _write_sidecar(out, {**description, "export_report": report})
+        onnx_model = OnnxDetector(out, threads=settings.threads)
+        report, float_found = _check(torch_model, onnx_model, images, inputs, settings)
+        models = {"torch_eager": torch_model.detect, "onnx_runtime": onnx_model.detect}
         if settings.quantize:
             calibration = _calibration_inputs(run_dir, settings, torch_model.spec, inputs)
-            report["quantized"] = _quantize_all(out, float_found, description, images, inputs, calibration,
-                                                settings)
-            _write_sidecar(out, {**description, "export_report": report})
+            report["quantized"], quantized = _quantize_all(out, float_found, description, images, inputs,
+                                                           calibration, settings)
+            models.update({f"int8_{mode}": model.detect for mode, model in quantized.items()})
+        _add_timing(report, median_ms(models, inputs, warmup=settings.warmup, runs=settings.timing_runs), settings)
+        _write_sidecar(out, {**description, "export_report": report})
     finally:
         torch.set_num_threads(threads)
     return report
@@ -119,8 +121,8 @@ def _check_images(run_dir: Path, settings: ExportSettings) -> list[CheckImage]:
     return images_from_manifest(run_dir, settings.check_limit)
 
 
-def _check_and_time(torch_model: TorchDetector, onnx_model: OnnxDetector, images, inputs,
-                    settings: ExportSettings) -> tuple[dict, list]:
+def _check(torch_model: TorchDetector, onnx_model: OnnxDetector, images, inputs,
+           settings: ExportSettings) -> tuple[dict, list]:
     torch_found, onnx_found = detect_all(torch_model.detect, inputs), detect_all(onnx_model.detect, inputs)
     agreement = compare(torch_found, onnx_found, [str(i.path) for i in images],
                         score_threshold=settings.score_threshold)
@@ -131,14 +133,8 @@ def _check_and_time(torch_model: TorchDetector, onnx_model: OnnxDetector, images
             f"over {agreement.images} images (first: {agreement.failures[0]}); the file must not be deployed; "
             f"fix: report it as a bug with {sidecar_path(onnx_model.path).name}, or export with the torch and "
             "onnxruntime versions of pyproject.toml")
-    torch_ms = median_ms(torch_model.detect, inputs, warmup=settings.warmup, runs=settings.timing_runs)
-    onnx_ms = median_ms(onnx_model.detect, inputs, warmup=settings.warmup, runs=settings.timing_runs)
     return {"onnx": str(onnx_model.path), "check": agreement.to_dict(), "check_images": len(images),
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
-            "ms_per_image": {"torch_eager": torch_ms, "onnx_runtime": onnx_ms, "threads": settings.threads,
-                             "batch": 1, "runs": settings.timing_runs,
-                             "includes": "normalise + network + decode/top-k/NMS (not resize)"},
-            "speedup_vs_torch": torch_ms / onnx_ms,
             "size_bytes": {"onnx": onnx_model.path.stat().st_size, "checkpoint": torch_model.checkpoint.stat().st_size},
             "voc_map50": {"torch": voc_map(images, inputs, torch_found, torch_model.classes, torch_model.spec),
                           "onnx": voc_map(images, inputs, onnx_found, torch_model.classes, torch_model.spec),
@@ -147,23 +143,32 @@ def _check_and_time(torch_model: TorchDetector, onnx_model: OnnxDetector, images
             else None}, onnx_found
 
 
+def _add_timing(report: dict, ms: dict[str, float], settings: ExportSettings) -> None:
+    report["ms_per_image"] = {"torch_eager": ms["torch_eager"], "onnx_runtime": ms["onnx_runtime"],
+                              "threads": settings.threads, "batch": 1, "runs": settings.timing_runs,
+                              "includes": "normalise + network + decode/top-k/NMS (not resize)"}
+    report["speedup_vs_torch"] = ms["torch_eager"] / ms["onnx_runtime"]
+    for mode, quantized in (report.get("quantized") or {}).items():
+        quantized["ms_per_image"] = ms[f"int8_{mode}"]
+        quantized["speedup_vs_torch"] = ms["torch_eager"] / ms[f"int8_{mode}"]
+
+
 def _quantize_all(float_path: Path, float_found: list, description: dict, images, inputs, calibration: list,
-                  settings: ExportSettings) -> dict:
+                  settings: ExportSettings) -> tuple[dict, dict]:
     from curate.export_quant import QUANT_MODES, agreement, quantize
 
-    results = {}
+    results, models = {}, {}
     for mode in QUANT_MODES:
         path = quantize(float_path, mode, input_name=description["input"]["name"], calibration=calibration)
         _write_sidecar(path, {**description, "quantization": {"mode": mode, "from": float_path.name}})
-        model = OnnxDetector(path, threads=settings.threads)
+        model = models[mode] = OnnxDetector(path, threads=settings.threads)
         found = detect_all(model.detect, inputs)
         results[mode] = {
             "onnx": str(path), "size_bytes": path.stat().st_size,
-            "ms_per_image": median_ms(model.detect, inputs, warmup=settings.warmup, runs=settings.timing_runs),
             "agreement_with_float": agreement(float_found, found),
             "voc_map50": voc_map(images, inputs, found, model.classes, model.spec),
             "calibration_images": len(calibration) if mode == "static" else 0}
-    return results
+    return results, models
 
 
 def _calibration_inputs(run_dir: Path, settings: ExportSettings, spec: InputSpec, check_inputs) -> list:

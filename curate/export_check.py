@@ -133,16 +133,20 @@ def detect_all(detect: Callable[[np.ndarray], Detections], inputs) -> list[Detec
     return [detect(pixels) for pixels, _ in inputs]
 
 
-def median_ms(detect: Callable[[np.ndarray], Detections], inputs, *, warmup: int, runs: int) -> float:
-    """Median wall time of one ``detect`` call at batch 1, cycling through the inputs after ``warmup``."""
+def median_ms(models: dict[str, Callable[[np.ndarray], Detections]], inputs, *, warmup: int,
+              runs: int) -> dict[str, float]:
+    """Median wall time (ms) of one call per model at batch 1, after ``warmup`` calls each. The models take
+    turns on the same input in every round, so on a shared machine they all see the same load."""
     for k in range(warmup):
-        detect(inputs[k % len(inputs)][0])
-    times = []
+        for detect in models.values():
+            detect(inputs[k % len(inputs)][0])
+    times: dict[str, list[float]] = {name: [] for name in models}
     for k in range(runs):
-        start = time.perf_counter()
-        detect(inputs[k % len(inputs)][0])
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000.0
+        for name, detect in models.items():
+            start = time.perf_counter()
+            detect(inputs[k % len(inputs)][0])
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) * 1000.0 for name, values in times.items()}
 
 
 def has_ground_truth(images: Sequence[CheckImage]) -> bool:

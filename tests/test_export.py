@@ -15,7 +15,7 @@ import torch
 from conftest import shared_dataset
 from curate.cli.export_cmd import summary_lines
 from curate.errors import CurateError
-from curate.export import ExportCheckFailed, ExportSettings, _check_and_time, export_run
+from curate.export import ExportCheckFailed, ExportSettings, _check, export_run
 from curate.export_check import compare, detect_all, images_from_folder, images_from_manifest, prepare_inputs
 from curate.export_runtime import Detections, NetworkInput, OnnxDetector, TorchDetector
 from curate.recipe import Recipe, recipe_from_dict, recipe_to_dict
@@ -124,7 +124,7 @@ def test_a_disagreeing_onnx_file_fails_the_export_loudly(exported, run_dir):
                         [str(i.path) for i in images], score_threshold=LOW_THRESHOLD * 4)
     assert not agreement.ok and "onnx only" in agreement.failures[0]
     with pytest.raises(ExportCheckFailed, match=r"tiny\.onnx: ONNX Runtime and torch disagree.*must not be deployed"):
-        _check_and_time(stricter_torch, onnx_model, images, inputs, ExportSettings(score_threshold=LOW_THRESHOLD * 4))
+        _check(stricter_torch, onnx_model, images, inputs, ExportSettings(score_threshold=LOW_THRESHOLD * 4))
     assert json.loads(out.with_suffix(".json").read_text())["export_report"]["check"]["ok"] is False
 
 
@@ -166,6 +166,6 @@ def test_check_passes_on_real_photos_of_other_sizes(exported, run_dir):
     images = images_from_folder(photos, 8)
     inputs = prepare_inputs(images, NetworkInput(torch_model.spec))
     assert len({size for _, size in inputs}) > 1  # real photos, several sizes, all resized the same way
-    report, _ = _check_and_time(torch_model, OnnxDetector(out), images, inputs,
+    report, _ = _check(torch_model, OnnxDetector(out), images, inputs,
                                 ExportSettings(score_threshold=LOW_THRESHOLD, timing_runs=2, warmup=1))
     assert report["check"]["ok"] and report["check"]["detections"] > 0
