@@ -62,9 +62,10 @@ def table(results: dict) -> list[str]:
                      f"(same label, IoU >= 0.5), mean |score change| {a['mean_abs_score_change']:.3f}")
     m = results["map"]
     if m.get("voc_map50"):
-        lines.append(f"VOC mAP@0.5 (score > {m['voc_map50']['at_score_threshold']}, {m['voc_map50']['images']} val "
-                     f"images): torch {m['voc_map50']['torch']:.4f}, ONNX {m['voc_map50']['onnx']:.4f}, int8 dynamic "
-                     f"{m['quantized']['dynamic']['voc_map50']:.4f}, int8 static {m['quantized']['static']['voc_map50']:.4f}")
+        voc, q = m["voc_map50"], m["quantized"]
+        lines.append(f"VOC mAP@0.5 (score > {voc['at_score_threshold']}, {voc['images']} val images): torch "
+                     f"{voc['torch']:.4f}, ONNX {voc['onnx']:.4f}, int8 dynamic {q['dynamic']['voc_map50']:.4f}, "
+                     f"int8 static {q['static']['voc_map50']:.4f}")
     return lines
 
 

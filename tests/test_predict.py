@@ -51,8 +51,8 @@ def _expected(run_dir: Path, folder: Path) -> dict[str, list]:
 def _same_boxes(got: list, want: list, tolerance_px: float) -> bool:
     """One-to-one: every wanted (label, box) has its own got one with that label, corners within tolerance."""
     free = list(got)
-    for label, box in want:
-        fits = [g for g in free if g[0] == label and np.abs(np.array(g[1]) - np.array(box)).max() <= tolerance_px]
+    for label, corners in want:
+        fits = [g for g in free if g[0] == label and np.abs(np.array(g[1]) - np.array(corners)).max() <= tolerance_px]
         if not fits:
             return False
         free.remove(fits[0])
