@@ -17,7 +17,8 @@ from curate.cli.export_cmd import summary_lines
 from curate.errors import CurateError
 from curate.export import ExportCheckFailed, ExportSettings, _check, export_run
 from curate.export_check import compare, detect_all, images_from_folder, images_from_manifest, prepare_inputs
-from curate.export_runtime import Detections, NetworkInput, OnnxDetector, TorchDetector
+from curate.export_runtime import (Detections, InputSpec, NetworkInput, OnnxDetector, TorchDetector,
+                                   to_image_pixels)
 from curate.recipe import Recipe, recipe_from_dict, recipe_to_dict
 from curate.synth import render_image
 from factories import make_labelimg_xml
@@ -99,6 +100,13 @@ def test_onnx_outputs_are_relative_sorted_and_capped(exported):
     assert (np.diff(found.scores) <= 0).all() and (found.scores > LOW_THRESHOLD).all()
     assert len(found.scores) <= 200 and found.labels.dtype == np.int64
     assert set(found.labels.tolist()) <= set(range(len(detector.classes)))
+
+
+@pytest.mark.parametrize("mode, expected", [("stretch", [20, 25, 100, 75]), ("letterbox", [20, 0, 100, 100])])
+def test_boxes_map_back_to_the_original_pixels(mode, expected):
+    # a 200 x 100 image into a 100 x 100 input; letterbox: scale 0.5, 25 px of padding above and below
+    rel = np.array([[0.1, 0.25, 0.5, 0.75]])
+    assert to_image_pixels(rel, (200, 100), InputSpec((100, 100), mode)).tolist() == [expected]
 
 
 def test_graph_wrapper_in_eager_torch_equals_postprocess(run_dir):
