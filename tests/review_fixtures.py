@@ -136,3 +136,88 @@ def decode_data_uri(src: str):
     image = Image.open(io.BytesIO(base64.b64decode(payload)))
     image.load()
     return image
+
+
+# ---- `curate review` as a subprocess ---------------------------------------------------------------
+
+APP_LINE = "FiftyOne App: "
+START_TIMEOUT_S = 120  # two fresh interpreters import fiftyone on a shared 2-core machine
+
+
+def database_env(env: dict) -> dict:
+    """``env`` pinned to the MongoDB this test process uses.
+
+    FiftyOne's embedded database service is found by process name, not by FIFTYONE_DATABASE_DIR: on a
+    machine where someone else's FiftyOne is running, a child could attach to their database."""
+    import fiftyone.core.odm.database as foo
+
+    host, port = foo.get_db_client().address
+    return {**env, "FIFTYONE_DATABASE_URI": f"mongodb://{host}:{port}"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class ReviewProcess:
+    process: "subprocess.Popen"
+    port: int
+    lines: list[str]
+    url: str
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def start_review(command: list[str], env: dict, dataset: str, *extra: str) -> ReviewProcess:
+    """Start `curate review DATASET --no-browser --port P` in its own session (like a terminal job) and
+    wait for the App's URL line."""
+    import queue
+    import subprocess
+    import threading
+
+    port = free_port()
+    process = subprocess.Popen([*command, "review", dataset, "--no-browser", "--port", str(port), *extra],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    lines: list[str] = []
+    arrived: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            arrived.put(line)
+        arrived.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            line = arrived.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            raise AssertionError(f"curate review exited {process.wait()}:\n" + "\n".join(lines))
+        if line.startswith(APP_LINE):
+            return ReviewProcess(process, port, lines, line[len(APP_LINE):].split()[0])
+    process.kill()
+    raise AssertionError("no App URL within %d s:\n%s" % (START_TIMEOUT_S, "\n".join(lines)))
+
+
+def app_server_processes(parent: int) -> list:
+    """Live ``curate.app_server`` processes started for ``parent`` (found by command line, so an orphan
+    re-parented to init is found too)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if "curate.app_server" in cmdline and str(parent) in cmdline and \
+                process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found
