@@ -115,15 +115,15 @@ class LossSection:
 class TrainSection:
     """The training loop (trainer/run.py)."""
 
-    epochs: int = 20
+    epochs: int = 20  # passes over the training split
     batch_size: int = 16  # images per step (per process under torchrun)
     optimizer: str = "sgd"  # sgd | adam | adamw
     lr: float = 0.01  # peak learning rate
     momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-4  # L2 penalty on the weights (decoupled for adamw)
     scheduler: str = "cosine"  # cosine | step | constant
     step_milestones: tuple[int, ...] = ()  # epochs where `step` multiplies the lr by step_gamma
-    step_gamma: float = 0.1
+    step_gamma: float = 0.1  # lr factor at each of step_milestones
     warmup_epochs: float = 0.0  # linear warm-up from lr / 10 over this many epochs
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     amp: bool = True  # mixed precision and channels-last on CUDA (ignored on CPU)
@@ -131,12 +131,12 @@ class TrainSection:
     best_metric: str = "map50"  # map50 | val_loss: what makes a checkpoint `best`
     early_stop_patience: int = 0  # validations without improvement before stopping; 0 = never
     workers: int = 2  # DataLoader worker processes
-    seed: int = 0
+    seed: int = 0  # initialisation, shuffling and augmentation (a resumed run reproduces this one)
     trainable_last_n: int = -1  # train only the last N backbone layers (+ extras and head); -1 = all
     init_from: str = ""  # fine-tune from a previous run's checkpoint (classes may differ)
     device: str = "auto"  # auto | cpu | cuda
     score_threshold: float = 0.01  # detections kept for validation mAP
-    nms_iou: float = 0.45
+    nms_iou: float = 0.45  # IoU above which NMS drops the lower-scored of two same-class detections
 
     _ranges = {"epochs": (1, 100000), "batch_size": (1, 4096), "lr": (0, 10), "momentum": (0, 1),
                "weight_decay": (0, 1), "step_gamma": (0, 1), "warmup_epochs": (0, 1000),
@@ -208,7 +208,7 @@ class EvaluateSection:
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    version: int = RECIPE_VERSION
+    version: int = RECIPE_VERSION  # recipe format version (this curate reads RECIPE_VERSION)
     name: str = ""  # a short name for the run (reports, sweeps)
     dataset: str = ""  # FiftyOne dataset the stages work on
     sources: tuple[SourceSection, ...] = ()  # folders `curate run` imports into `dataset` (none: use it as is)
