@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from curate import schema
 
-HIGH_CONFIDENCE = 0.5  # a false positive above this is worth a person's look
+HIGH_CONFIDENCE = 0.5  # a false positive above this is worth a person's look (and the confusion matrix's cut)
 POOR_LOCALISATION_IOU = 0.1  # a false positive overlapping its object at least this much was a localisation miss
 
 
@@ -13,17 +13,19 @@ def failure_views(dataset, key: str, pred_field: str, iou_threshold: float) -> d
     """name -> view, in the order a reviewer should look at them."""
     from fiftyone import ViewField as F
 
-    errors = F(f"{key}_fp") + F(f"{key}_fn")
+    confident_fp = (F(key) == "fp") & (F("confidence") >= HIGH_CONFIDENCE)
+    # errors a person would call errors: misses and confident false positives (a detector run at a low
+    # score threshold leaves near-zero false positives on every image)
+    errors = F(f"{key}_fn") + F(f"{pred_field}.detections").filter(confident_fp).length()
     best_iou = F(f"{key}_best_iou")
     return {
         f"{key}-worst": dataset.match(errors > 0).sort_by(errors, reverse=True),
-        f"{key}-high-confidence-fp": dataset.filter_labels(
-            pred_field, (F(key) == "fp") & (F("confidence") >= HIGH_CONFIDENCE)).sort_by(
+        f"{key}-high-confidence-fp": dataset.filter_labels(pred_field, confident_fp).sort_by(
             F(f"{pred_field}.detections.confidence").max(), reverse=True),
         f"{key}-missed": dataset.filter_labels(schema.GROUND_TRUTH, F(key) == "fn"),
         f"{key}-class-confusions": dataset.filter_labels(pred_field, F(f"{key}_confused_with") != None),  # noqa: E711
         f"{key}-poor-localisation": dataset.filter_labels(
-            pred_field, (F(key) == "fp") & (best_iou >= POOR_LOCALISATION_IOU) & (best_iou < iou_threshold)),
+            pred_field, confident_fp & (best_iou >= POOR_LOCALISATION_IOU) & (best_iou < iou_threshold)),
     }
 
 

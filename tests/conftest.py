@@ -1,23 +1,43 @@
 """Test isolation: tests never touch a user's datasets.
 
-Before FiftyOne is imported, point it at a private database: a fresh embedded database directory, or
-the server named by CURATE_TEST_DATABASE_URI (the scale-out test runs the import tests that way). A
-FIFTYONE_DATABASE_URI from the user's shell is ignored.
+Before FiftyOne is imported, point it at a private database: a mongod this session starts on a free
+loopback port with its data in a temporary folder (curate/db_private.py says why FiftyOne's own service
+is not private enough), or the server named by CURATE_TEST_DATABASE_URI (the scale-out test runs the
+import tests that way). A FIFTYONE_DATABASE_URI from the user's shell is ignored. Subprocesses (the
+`curate` CLI, the trainer, the App server) inherit the URI.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-os.environ.pop("FIFTYONE_DATABASE_URI", None)
-if os.environ.get("CURATE_TEST_DATABASE_URI"):
-    os.environ["FIFTYONE_DATABASE_URI"] = os.environ["CURATE_TEST_DATABASE_URI"]
-else:
-    os.environ["FIFTYONE_DATABASE_DIR"] = tempfile.mkdtemp(prefix="curate-test-db-")
+
+
+def _private_database() -> None:
+    os.environ.pop("FIFTYONE_DATABASE_URI", None)
+    os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
+    if os.environ.get("CURATE_TEST_DATABASE_URI"):
+        os.environ["FIFTYONE_DATABASE_URI"] = os.environ["CURATE_TEST_DATABASE_URI"]
+        return
+    from curate.db import embedded_mongod
+    from curate.db_private import start_private_mongod
+
+    folder = Path(tempfile.mkdtemp(prefix="curate-test-db-"))
+    os.environ["FIFTYONE_DATABASE_DIR"] = str(folder)
+    binary = embedded_mongod()
+    if binary is None:  # no bundled mongod: FiftyOne's own service (run `make setup` to get one)
+        return
+    server = start_private_mongod(binary, folder)
+    atexit.register(server.stop)
+    os.environ["FIFTYONE_DATABASE_URI"] = server.uri
+
+
+_private_database()
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # embedded mongod 6.0.5 warns on every start
