@@ -21,11 +21,6 @@ from pathlib import Path
 DEFECT_EVERY = 50  # one image in 50 gets a defect: 2%, the order of what real folders hold
 
 
-def isolate_database() -> None:
-    os.environ.pop("FIFTYONE_DATABASE_URI", None)
-    os.environ["FIFTYONE_DATABASE_DIR"] = tempfile.mkdtemp(prefix="curate-bench-clean-db-")
-
-
 def make_folder(folder: Path, n: int) -> Path:
     from curate.synth import add_defects, write_labelimg_folder
 
@@ -58,6 +53,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_import import isolate_database, stop_database
+
     isolate_database()
     import curate  # noqa: F401  (sets FiftyOne environment defaults before fiftyone is imported)
     import fiftyone as fo
@@ -66,12 +64,15 @@ def main() -> None:
     from curate.ingest import import_path
 
     folder = make_folder(Path(tempfile.gettempdir()) / f"curate-bench-clean-{args.images}", args.images)
-    import_path(folder, dataset_name="bench-clean", progress=False)
-    dataset = fo.load_dataset("bench-clean")
-    start = time.perf_counter()
-    report = run_clean(dataset, progress=False)
-    ours = time.perf_counter() - start
-    baseline, baseline_problems = notebook_baseline(dataset)
+    try:
+        import_path(folder, dataset_name="bench-clean", progress=False)
+        dataset = fo.load_dataset("bench-clean")
+        start = time.perf_counter()
+        report = run_clean(dataset, progress=False)
+        ours = time.perf_counter() - start
+        baseline, baseline_problems = notebook_baseline(dataset)
+    finally:
+        stop_database()
     result = {"images": args.images, "curate_clean_s": round(ours, 2),
               "curate_images_per_s": round(args.images / ours), "findings": report.counts,
               "notebook_loop_s": round(baseline, 2), "notebook_problems_found": baseline_problems,

@@ -31,12 +31,25 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+_PRIVATE = []  # the private mongod started by isolate_database
+
+
 def isolate_database() -> Path:
-    """Point FiftyOne at an empty database dir; must run before fiftyone is imported."""
-    os.environ.pop("FIFTYONE_DATABASE_URI", None)
+    """Point FiftyOne at an empty private mongod (curate/db_private.py: FiftyOne's own service would
+    attach to any running one); must run before fiftyone is imported."""
+    from curate.db import embedded_mongod
+    from curate.db_private import start_private_mongod
+
+    os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
     db_dir = Path(tempfile.mkdtemp(prefix="curate-bench-db-"))
     os.environ["FIFTYONE_DATABASE_DIR"] = str(db_dir)
     os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    os.environ.pop("FIFTYONE_DATABASE_URI", None)
+    binary = embedded_mongod()
+    if binary is not None:
+        _PRIVATE.append(start_private_mongod(binary, db_dir))
+        os.environ["FIFTYONE_DATABASE_URI"] = _PRIVATE[-1].uri
     return db_dir
 
 
@@ -61,13 +74,17 @@ def prepare_folder(folder: Path, n: int) -> bool:
 
 
 def stop_database() -> None:
-    """Stop the embedded mongod and wait, so its folder can be deleted (no public FiftyOne call)."""
+    """Stop the private mongod (or FiftyOne's embedded service) and wait, so its folder can be deleted."""
     fodb = sys.modules.get("fiftyone.core.odm.database")  # None: FiftyOne never started
-    service = getattr(fodb, "_db_service", None)
-    if getattr(service, "child", None) is not None:
+    if fodb is not None:
         fodb._disconnect()
-        service.child.stdin.close()  # FiftyOne's service process then terminates mongod and exits
-        service.child.wait(timeout=60)
+    while _PRIVATE:
+        _PRIVATE.pop().stop()
+    service = getattr(fodb, "_db_service", None)
+    child = getattr(service, "child", None)
+    if getattr(child, "stdin", None) is not None:
+        child.stdin.close()  # FiftyOne's service process then terminates mongod and exits
+        child.wait(timeout=60)
 
 
 def warm_file_cache(folder: Path) -> None:
