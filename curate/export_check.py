@@ -5,7 +5,8 @@ the run's own manifest (``RUN/manifest.jsonl``, written by ``curate train``: the
 ground truth). Detections are compared as sets, order-free: each torch detection needs an ONNX one with
 the same label, every box coordinate within :data:`BOX_TOLERANCE` and the score within
 :data:`SCORE_TOLERANCE`. A detection present on one side only is tolerated when its score lies within
-:data:`SCORE_TOLERANCE` of the score threshold (float rounding may put it on either side).
+:data:`SCORE_TOLERANCE` of the score threshold (float rounding may put it on either side), and so is a
+pair of one-sided detections with the same label and score (a tie, broken differently by each runtime).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Agreement:
     max_box_diff: float = 0.0
     max_score_diff: float = 0.0
     borderline: int = 0  # on one side only, score within SCORE_TOLERANCE of the threshold
+    ties: int = 0  # pairs of other boxes with equal scores, one kept by each runtime
     failures: list[str] = field(default_factory=list)  # "image: reason"
 
     @property
@@ -49,7 +51,8 @@ class Agreement:
 
     def to_dict(self) -> dict:
         return {"images": self.images, "detections": self.detections, "max_box_diff": self.max_box_diff,
-                "max_score_diff": self.max_score_diff, "borderline": self.borderline, "ok": self.ok,
+                "max_score_diff": self.max_score_diff, "borderline": self.borderline, "ties": self.ties,
+                "ok": self.ok,
                 "failures": self.failures[:20], "box_tolerance": BOX_TOLERANCE,
                 "score_tolerance": SCORE_TOLERANCE}
 
@@ -97,6 +100,7 @@ def compare(reference: Sequence[Detections], candidate: Sequence[Detections], na
     for name, ref, cand in zip(names, reference, candidate):
         agreement.detections += len(ref.scores)
         unmatched_ref, unmatched_cand = _match_exactly(ref, cand, agreement)
+        unmatched_ref, unmatched_cand = _pair_ties(ref, cand, unmatched_ref, unmatched_cand, agreement)
         for side, dets, left in (("torch", ref, unmatched_ref), ("onnx", cand, unmatched_cand)):
             for i in left:
                 if abs(float(dets.scores[i]) - score_threshold) <= SCORE_TOLERANCE:
@@ -105,6 +109,24 @@ def compare(reference: Sequence[Detections], candidate: Sequence[Detections], na
                     agreement.failures.append(f"{name}: {side} only: label {int(dets.labels[i])} score "
                                               f"{float(dets.scores[i]):.5f} box {np.round(dets.boxes[i], 4).tolist()}")
     return agreement
+
+
+def _pair_ties(ref: Detections, cand: Detections, left_ref: list[int], left_cand: list[int],
+               agreement: Agreement) -> tuple[list[int], list[int]]:
+    """Pairs a torch-only and an ONNX-only detection of equal score: among boxes of equal score, which one
+    top-k and NMS keep is each runtime's own tie-break (saturated scores of 1.0, an untrained head's uniform
+    ones), and either answer is right. The same box under another label is never a tie: that is a wrong
+    label."""
+    still_ref, free = [], list(left_cand)
+    for i in left_ref:
+        tied = [j for j in free if abs(float(cand.scores[j] - ref.scores[i])) <= SCORE_TOLERANCE
+                and (cand.labels[j] == ref.labels[i] or np.abs(cand.boxes[j] - ref.boxes[i]).max() > BOX_TOLERANCE)]
+        if tied:
+            free.remove(tied[0])
+            agreement.ties += 1
+        else:
+            still_ref.append(i)
+    return still_ref, free
 
 
 def _match_exactly(ref: Detections, cand: Detections, agreement: Agreement) -> tuple[list[int], list[int]]:

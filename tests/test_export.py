@@ -136,6 +136,20 @@ def test_a_disagreeing_onnx_file_fails_the_export_loudly(exported, run_dir):
     assert json.loads(out.with_suffix(".json").read_text())["export_report"]["check"]["ok"] is False
 
 
+def _dets(boxes, scores, labels) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32), np.array(labels))
+
+
+def test_check_accepts_tie_breaks_but_not_a_wrong_label():
+    a, b = [0.1, 0.1, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9]
+    tie = compare([_dets([a], [1.0], [0])], [_dets([b], [1.0], [0])], ["tie"], score_threshold=0.3)
+    assert tie.ok and tie.ties == 1
+    relabelled = compare([_dets([a], [0.8], [0])], [_dets([a], [0.8], [1])], ["label"], score_threshold=0.3)
+    assert not relabelled.ok and len(relabelled.failures) == 2
+    at_threshold = compare([_dets([a], [0.30001], [0])], [_dets([], [], [])], ["edge"], score_threshold=0.3)
+    assert at_threshold.ok and at_threshold.borderline == 1
+
+
 def test_int8_models_on_a_labelimg_folder(run_dir, tmp_path):
     folder = tmp_path / "check"
     write_images(folder, 6, seed=7, labelimg=True)
