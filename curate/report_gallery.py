@@ -52,6 +52,7 @@ class Failure:
     box: Box
     ground_truth: list[Box] = field(default_factory=list)
     predictions: list[Box] = field(default_factory=list)
+    nearest: Box | None = None  # a miss: the prediction overlapping it most (iou = that overlap), if any
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,29 @@ def _with_context(view, chosen: list[tuple[str, Box]], kind: str, pred_field: st
     failures = []
     for sample_id, box in chosen:
         path, gt, preds = context[sample_id]
+        predicted = [Box(d.label, tuple(d.bounding_box), d.confidence) for d in preds if d.bounding_box]
         failures.append(Failure(
             kind, path, box,
             ground_truth=[Box(d.label, tuple(d.bounding_box)) for d in gt if d.bounding_box],
-            predictions=[Box(d.label, tuple(d.bounding_box), d.confidence) for d in preds
-                         if d.bounding_box and (d.confidence or 0.0) >= CONTEXT_SCORE]))
+            predictions=[p for p in predicted if (p.score or 0.0) >= CONTEXT_SCORE],
+            nearest=_nearest(box, predicted) if kind == "fn" else None))
     return failures
+
+
+def _nearest(box: Box, predicted: list[Box]) -> Box | None:
+    """The prediction overlapping ``box`` most, its IoU in ``iou``: tells a wrong class from a miss."""
+    scored = [(relative_iou(box.xywh, p.xywh), p) for p in predicted]
+    best = max(scored, key=lambda item: item[0], default=(0.0, None))
+    return Box(best[1].label, best[1].xywh, best[1].score, best[0]) if best[0] > 0 else None
+
+
+def relative_iou(a, b) -> float:
+    """IoU of two relative [x, y, w, h] boxes of the same image (aspect does not change an IoU)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    inter = max(0.0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
 
 
 def render_tile(failure: Failure) -> bytes:

@@ -75,6 +75,9 @@ def gallery(gallery_id: str, tiles, *, empty: str) -> str:
             facts.append(f"score {box.score:.{DECIMALS}f}")
         if box.iou is not None:
             facts.append(f"IoU {box.iou:.{DECIMALS}f}")
+        if failure.nearest is not None:
+            near = failure.nearest
+            facts.append(f"nearest prediction {near.label} {near.score:.{DECIMALS}f} at IoU {near.iou:.{DECIMALS}f}")
         figures.append(
             f'<figure class="tile" data-kind="{esc(failure.kind)}">'
             + image(tile.jpeg, mime="image/jpeg", alt=f"{what} {box.label} in {os.path.basename(failure.filepath)}")
@@ -91,6 +94,7 @@ header p{margin:2px 0;font-size:13px;opacity:.9}nav{padding:8px 28px;background:
 nav a{margin-right:14px;color:#1d3557}main{padding:8px 28px 40px}
 section{background:#fff;border:1px solid #dde2e8;border-radius:6px;padding:12px 18px;margin:16px 0}
 h2{font-size:17px;margin:4px 0 10px}table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
+caption{min-width:16em}
 th,td{border:1px solid #dde2e8;padding:3px 9px;text-align:left}td.num,th.num{text-align:right;
 font-variant-numeric:tabular-nums}thead th{background:#eef1f5}caption{text-align:left;font-weight:600;padding:4px 0}
 img{max-width:100%}.note{color:#555;font-size:13px}.warning{color:#8a4b00;background:#fff4e0;padding:6px 10px}

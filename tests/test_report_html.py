@@ -12,7 +12,7 @@ from review_fixtures import decode_data_uri, evaluated, parse_html  # noqa: F401
 
 from curate.errors import CurateError
 from curate.report_gallery import (FALSE_POSITIVE_COLOUR, GT_COLOUR, MAX_PER_IMAGE, MISSED_COLOUR, PANEL,
-                                   PREDICTION_COLOUR, Box, Failure, render_tile)
+                                   PREDICTION_COLOUR, Box, Failure, _nearest, relative_iou, render_tile)
 from curate.report_html import write_report
 
 GALLERY = 4
@@ -104,6 +104,16 @@ def test_tile_draws_each_box_in_its_colour(tmp_path):
     missed = render_tile(Failure("fn", str(path), Box("acme", (0.5, 0.2, 0.2, 0.4))))
     missed_tile = Image.open(io.BytesIO(missed)).convert("RGB")
     assert _near(missed_tile.getpixel((round(0.5 * 240) + 1, 60 + round(0.6 * 120))), MISSED_COLOUR)
+
+
+def test_nearest_prediction_to_a_miss():
+    assert relative_iou((0, 0, 0.5, 0.5), (0.25, 0.25, 0.5, 0.5)) == pytest.approx(0.0625 / 0.4375)
+    assert relative_iou((0, 0, 0.2, 0.2), (0.5, 0.5, 0.1, 0.1)) == 0.0
+    missed = Box("delta", (0.1, 0.1, 0.2, 0.2))
+    far, near = Box("acme", (0.7, 0.7, 0.1, 0.1), 0.9), Box("cobalt", (0.12, 0.1, 0.2, 0.2), 0.6)
+    found = _nearest(missed, [far, near])
+    assert found.label == "cobalt" and found.iou == pytest.approx(0.18 * 0.2 / (0.08 - 0.036))
+    assert _nearest(missed, [far]) is None
 
 
 def _near(pixel, colour, tolerance=40) -> bool:
