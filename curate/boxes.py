@@ -67,3 +67,18 @@ def box_area(box: Sequence[float]) -> float:
     """Area of an ``xyxy`` box; negative extents count as zero."""
     x0, y0, x1, y1 = box
     return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+def network_to_image_edges(rel_xyxy, size: tuple[int, int], image_size: tuple[int, int], resize_mode: str):
+    """Boxes relative to the network input ``[N, 4]`` (numpy) -> pixel edges of the original
+    ``(width, height)`` image, undoing the resize: ``stretch``, or ``letterbox`` (scale, centred padding)
+    into ``image_size`` = (height, width)."""
+    import numpy as np
+
+    width, height = size
+    if resize_mode == "stretch":
+        return rel_xyxy * np.array([width, height, width, height], dtype=np.float64)
+    in_h, in_w = image_size
+    scale = min(in_h / height, in_w / width)
+    pad = np.array([(in_w - width * scale) / 2, (in_h - height * scale) / 2] * 2)
+    return (rel_xyxy * np.array([in_w, in_h, in_w, in_h], dtype=np.float64) - pad) / scale

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from curate import schema
+from curate.boxes import network_to_image_edges
 from curate.errors import CurateError
 from curate.evaluate_views import HIGH_CONFIDENCE
 
@@ -74,21 +75,12 @@ def predict(model, recipe, rows, *, score_threshold: float, nms_iou: float,
         results = model.postprocess(cls_logits, loc, score_threshold, nms_iou)
         t3 = time.perf_counter()
         for r, res in zip(batch, results):
-            out.append({"boxes": _to_original(res["boxes"].numpy(), r["size"], recipe),
+            out.append({"boxes": network_to_image_edges(res["boxes"].numpy(), r["size"], recipe.model.image_size,
+                                                        recipe.model.resize_mode),
                         "scores": res["scores"].numpy(), "labels": res["labels"].numpy() - 1})
         for key, seconds in zip(timing, (t1 - t0, t2 - t1, t3 - t2)):
             timing[key] += seconds
     return out, {k: v / max(len(rows), 1) * 1000 for k, v in timing.items()}  # ms per image
-
-
-def _to_original(rel_xyxy: np.ndarray, size: tuple[int, int], recipe) -> np.ndarray:
-    width, height = size
-    if recipe.model.resize_mode == "stretch":
-        return rel_xyxy * np.array([width, height, width, height])
-    in_h, in_w = recipe.model.image_size
-    scale = min(in_h / height, in_w / width)
-    pad = np.array([(in_w - width * scale) / 2, (in_h - height * scale) / 2] * 2)
-    return (rel_xyxy * np.array([in_w, in_h, in_w, in_h]) - pad) / scale
 
 
 def evaluate_dataset(dataset, run_dir: Path, *, split: str = "test", eval_key: str = "eval",

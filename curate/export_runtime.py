@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.boxes import network_to_image_edges
 from curate.errors import CurateError
 
 SIDECAR_FORMAT = "curate-ssd-onnx"
@@ -57,15 +58,8 @@ class NetworkInput:
 
 
 def to_image_pixels(rel_xyxy: np.ndarray, size: tuple[int, int], spec: InputSpec) -> np.ndarray:
-    """Relative boxes of the network input -> absolute edges of the original ``(width, height)`` image
-    (undoing the letterbox's scale and centred padding)."""
-    width, height = size
-    if spec.resize_mode == "stretch":
-        return rel_xyxy * np.array([width, height, width, height], dtype=np.float64)
-    in_h, in_w = spec.image_size
-    scale = min(in_h / height, in_w / width)
-    pad = np.array([(in_w - width * scale) / 2, (in_h - height * scale) / 2] * 2)
-    return (rel_xyxy * np.array([in_w, in_h, in_w, in_h], dtype=np.float64) - pad) / scale
+    """Relative boxes of the network input -> absolute edges of the original ``(width, height)`` image."""
+    return network_to_image_edges(rel_xyxy, size, spec.image_size, spec.resize_mode)
 
 
 class TorchDetector:
