@@ -42,6 +42,14 @@ def write_recipe(tmp: Path, dataset: str, data: Path, **sections) -> Path:
     return path
 
 
+def keep_database_up() -> None:
+    """Connect this process before a `curate` child does, so the embedded mongod outlives the child
+    (FiftyOne stops it when its last client exits) and this process reads the same server."""
+    import fiftyone as fo
+
+    fo.list_datasets()
+
+
 @pytest.fixture
 def data(tmp_path) -> Path:
     return write_labelimg_folder(tmp_path / "labels", IMAGES, width=160, height=120, max_boxes=3)
@@ -59,6 +67,7 @@ def run(recipe_path: Path, run_dir: Path, recipe=None, **options):
 @pytest.mark.slow
 def test_full_run_from_the_cli_then_a_rerun_skips_every_stage(tmp_path, data, dataset_name, curate_cmd,
                                                               curate_env):
+    keep_database_up()
     recipe = write_recipe(tmp_path, dataset_name, data, anchors={"fit": True})
     command = curate_cmd + ["run", str(recipe), "--out", str(tmp_path / "run"), "--no-progress"]
     first = subprocess.run(command, capture_output=True, text=True, env=curate_env, cwd=tmp_path, timeout=600)
@@ -111,6 +120,7 @@ def _train_epochs_logged(run_dir: Path) -> int:
 @pytest.mark.slow
 def test_a_run_killed_mid_training_resumes_from_its_checkpoint(tmp_path, data, dataset_name, curate_cmd,
                                                                curate_env):
+    keep_database_up()
     recipe_path = write_recipe(tmp_path, dataset_name, data, train={"epochs": 6, "batch_size": 4})
     run_dir = tmp_path / "run"
     command = curate_cmd + ["run", str(recipe_path), "--out", str(run_dir), "--no-progress"]

@@ -30,6 +30,14 @@ def write_recipe(tmp: Path, dataset: str, data: Path, *, fit: bool = False) -> P
     return path
 
 
+def keep_database_up() -> None:
+    """Connect this process before a `curate` child does, so the embedded mongod outlives the child
+    (FiftyOne stops it when its last client exits) and this process reads the same server."""
+    import fiftyone as fo
+
+    fo.list_datasets()
+
+
 def test_parse_set_reads_yaml_values_and_keeps_bracketed_commas():
     assert parse_set("train.lr=0.02,0.04") == ("train.lr", [0.02, 0.04])
     assert parse_set("model.image_size=[64, 64],[96,96]") == ("model.image_size", [[64, 64], [96, 96]])
@@ -63,6 +71,7 @@ def test_keys_of_the_shared_data_stages_cannot_vary(tmp_path):
 @pytest.mark.slow
 def test_two_variant_sweep_writes_the_comparison_and_a_rerun_skips_both(tmp_path, dataset_name, curate_cmd,
                                                                         curate_env):
+    keep_database_up()
     data = write_labelimg_folder(tmp_path / "labels", 40, width=160, height=120, max_boxes=3)
     recipe_path = write_recipe(tmp_path, dataset_name, data)
     out = tmp_path / "sweep"
