@@ -81,7 +81,7 @@ def draw_gallery(items: list[GalleryItem], path: Path, *, title: str, columns: i
 
 def _draw_tile(item: GalleryItem, size: int, font) -> Image.Image:
     tile = Image.new("RGB", (size, size), LETTERBOX)
-    image, note = _load_stored_pixels(item.filepath, size)
+    image, note = load_stored_pixels(item.filepath, size)
     if image is None:
         tile.paste(UNREADABLE_GREY, (0, 0, size, size))
         _centred_text(ImageDraw.Draw(tile), "unreadable", size, font)
@@ -124,7 +124,7 @@ def _tile_corners(box, offset: tuple[int, int], shown_size: tuple[int, int],
     return x0, y0, x1, y1
 
 
-def _load_stored_pixels(filepath: str, size: int) -> tuple[Image.Image | None, str]:
+def load_stored_pixels(filepath: str, size: int) -> tuple[Image.Image | None, str]:
     """The image as RGB, not rotated, and a note ("truncated" or ""); None when it cannot be read."""
     try:
         with open(filepath, "rb") as handle:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from PIL import Image, ImageDraw, ImageFont
 
 from curate import schema
-from curate.gallery import _load_stored_pixels
+from curate.gallery import load_stored_pixels
 
 PANEL = 240  # px, each half of a tile
 ZOOM_CONTEXT = 1.0  # the zoom shows the failing box plus this many box-sizes of context around it
@@ -148,7 +148,7 @@ def relative_iou(a, b) -> float:
 def render_tile(failure: Failure) -> bytes:
     """The failure as a JPEG: whole image with boxes | zoom on the failing box."""
     tile = Image.new("RGB", (2 * PANEL, PANEL), LETTERBOX)
-    image, _ = _load_stored_pixels(failure.filepath, DECODE_SIDE)
+    image, _ = load_stored_pixels(failure.filepath, DECODE_SIDE)
     if image is None:
         ImageDraw.Draw(tile).text((8, 8), "image unreadable", fill=(255, 255, 255), font=_font())
     else:

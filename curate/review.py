@@ -53,12 +53,17 @@ def view_url(base_url: str, dataset: str, slug: str | None = None) -> str:
     url = f"{base_url}/datasets/{urllib.parse.quote(dataset, safe='')}"
     return f"{url}?view={urllib.parse.quote(slug, safe='')}" if slug else url
 
+REVIEW_EXTRA_PREFIXES = ("clean-", "hard-negatives")  # curate/evaluate_views.py, curate/negatives.py
+
 
 def failure_views(dataset, eval_key: str) -> list[SavedView]:
-    """Saved views whose name starts with ``<eval_key>-``, with their sample counts, in saved order."""
+    """Saved views whose name starts with ``<eval_key>-``, then what clean and mining left for review
+    (``clean-*``, ``hard-negatives``), with their sample counts, in saved order."""
     import fiftyone.core.utils as fou
 
-    names = [n for n in dataset.list_saved_views() if n.startswith(f"{eval_key}-")]
+    saved = dataset.list_saved_views()
+    names = [n for n in saved if n.startswith(f"{eval_key}-")]
+    names += [n for n in saved if n.startswith(REVIEW_EXTRA_PREFIXES) and n not in names]
     return [SavedView(n, fou.to_slug(n), len(dataset.load_saved_view(n))) for n in names]
 
 
@@ -74,7 +79,8 @@ def choose_view(dataset, views: list[SavedView], eval_key: str, requested: str |
             return SavedView(requested, fou.to_slug(requested), len(dataset.load_saved_view(requested)))
         raise CurateError(f"{dataset.name}: no saved view {requested!r}; fix: pass --view with one of "
                           f"{dataset.list_saved_views()}")
-    if not views:
+    views = [v for v in views if v.name.startswith(f"{eval_key}-")] or views
+    if not any(v.name.startswith(f"{eval_key}-") for v in views):
         raise CurateError(f"{dataset.name}: no saved views named '{eval_key}-...'; fix: run `curate evaluate "
                           f"{dataset.name} --model RUN` (or pass --eval-key with the key it used)")
     preferred = [v for v in views if v.name == f"{eval_key}-{DEFAULT_VIEW_SUFFIX}"]

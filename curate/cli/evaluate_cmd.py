@@ -64,5 +64,5 @@ def _print(console, report: dict, iou: float) -> None:
     console.print(f"written: '{key}' tp/fp/fn on every box of '{report['pred_field']}' and 'ground_truth' "
                   f"(FiftyOne evaluation '{key}')" + (f"; {report['run']}/eval.json" if "run" in report else ""))
     for name, count in report["views"].items():
-        console.print(f"  saved view {name}: {count} samples")
+        console.print(f"  saved view {name}: {count} sample{'' if count == 1 else 's'}")
     console.print(f"look at them: curate review {report['dataset']} --eval-key {key}")

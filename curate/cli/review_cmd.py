@@ -22,10 +22,11 @@ def review_command(
     def announce(review) -> None:
         width = max((len(v.name) for v in review.views), default=0)
         for saved in review.views:
-            console.print(f"  {saved.name:<{width}}  {saved.samples:>6} samples  {review.url(saved)}",
-                          soft_wrap=True, highlight=False)
+            console.print(f"  {saved.name:<{width}}  {saved.samples:>6} {_samples(saved.samples)}  "
+                          f"{review.url(saved)}", soft_wrap=True, highlight=False)
         url = review.url(review.opened)
-        console.print(f"FiftyOne App: {url}  (view {review.opened.name}, {review.opened.samples} samples; "
+        opened = review.opened
+        console.print(f"FiftyOne App: {url}  (view {opened.name}, {opened.samples} {_samples(opened.samples)}; "
                       "Ctrl-C to stop)", soft_wrap=True, highlight=False)
         if not no_browser:
             import webbrowser
@@ -34,3 +35,7 @@ def review_command(
 
     reason = serve_until_stopped(dataset, announce, eval_key=eval_key, port=port, view=view)
     console.print(f"App stopped ({reason})", highlight=False)
+
+
+def _samples(count: int) -> str:
+    return "sample" if count == 1 else "samples"
