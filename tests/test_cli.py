@@ -77,4 +77,7 @@ def test_doctor_reports_database_and_torch(curate_cmd, curate_env):
 def test_demo_runs_end_to_end(tmp_path, dataset_name, curate_cmd, curate_env):
     out = _run(curate_cmd, curate_env, "demo", "--images", "12", "--out", str(tmp_path / "demo"),
                "--name", dataset_name).stdout
-    assert "added" in out and (tmp_path / "demo" / "info" / "classes.png").is_file()
+    demo = tmp_path / "demo"
+    assert "added" in out and (demo / "info" / "classes.png").is_file()
+    assert f"report: {demo / 'run' / 'report.html'}" in out and (demo / "run" / "report.html").is_file()
+    assert f"curate review {dataset_name}" in out and (demo / "run" / "eval.json").is_file()

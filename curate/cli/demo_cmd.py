@@ -1,9 +1,10 @@
 """``curate demo``: the main job. Generates a synthetic logo dataset in LabelImg layout (with the defects
-clean must catch), then import -> clean -> split -> train -> evaluate, on this CPU in minutes."""
+clean must catch), then runs recipes/demo.yaml through `curate run` (import -> clean -> balance ->
+anchors -> train -> evaluate -> report) on this CPU in minutes, and says where the report is."""
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 
 import typer
@@ -14,62 +15,77 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 
 
 def demo_command(
-    out: Path = typer.Option(Path("curate-demo"), "--out", help="Folder for the data, reports and run."),
+    out: Path = typer.Option(Path("curate-demo"), "--out", help="Folder for the data, the recipe and the run."),
     name: str = typer.Option("curate-demo", "--name", help="Dataset name."),
     images: int = typer.Option(DEMO_IMAGES, "--images", min=8, help="Synthetic images to generate."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override the demo recipe's epochs."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Run every stage that exists on a generated dataset and say where the results are."""
-    import dataclasses
-
-    import fiftyone as fo
-    import yaml
-
-    from curate.balance import assign_splits, load_table
-    from curate.clean import run_clean
-    from curate.clean_report import write_clean_report
-    from curate.evaluate import evaluate_dataset
-    from curate.cli import render, render_clean, render_info
-    from curate.info import summarize, write_plots
-    from curate.ingest import import_path
-    from curate.recipe import load_recipe, recipe_to_dict
+    """Generate a LabelImg folder of brand marks, run the whole demo recipe, say where the report is."""
+    from curate.cli import render_run
+    from curate.cli.render import console
+    from curate.pipeline import make_pipeline
     from curate.synth import add_defects, write_labelimg_folder
-    from curate.training import prepare_manifest, run_trainer
 
     data = out / "labelimg"
     if not any(data.glob("*.xml")):
-        render.console.print(f"[bold]1/6 generate[/]: {images} synthetic images in {data}")
+        console.print(f"[bold]generate[/]: {images} synthetic images (with damaged files and boxes) in {data}")
         write_labelimg_folder(data, images, seed=seed)
         add_defects(data, every=DEFECT_EVERY, seed=seed)
-    render.console.print("[bold]2/6 import[/]")
-    render.import_summary(import_path(data, dataset_name=name, source="synthetic-logos"))
-    dataset = fo.load_dataset(name)
-    render_info.summary(summarize(dataset), write_plots(dataset, summarize(dataset), out / "info"))
-    render.console.print("[bold]3/6 clean[/]")
-    report = run_clean(dataset)
-    render_clean.report(report, write_clean_report(dataset, report, out / "clean"))
-    render.console.print("[bold]4/6 split[/]")
-    split = assign_splits(dataset, load_table(dataset), {"train": 0.8, "val": 0.2, "test": 0.0},
-                          resplit=False, seed=seed)
-    render.console.print(f"train {split['table']['train']['images']} / val {split['table']['val']['images']}")
-    render.console.print("[bold]5/6 train[/] (recipes/demo.yaml)")
-    recipe = load_recipe(RECIPE)
-    if epochs:
-        recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, epochs=epochs))
+    recipe_path = _demo_recipe(out, data, name, epochs)
     run_dir = out / "run"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    recipe_path = run_dir / "demo-recipe.yaml"
-    recipe_path.write_text(yaml.safe_dump({**recipe_to_dict(recipe), "dataset": name}))
-    manifest, _ = prepare_manifest(recipe, name, run_dir, reuse=False)
-    if run_trainer(recipe_path, manifest, run_dir, resume=False):
-        raise typer.Exit(1)
-    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-    render.console.print("[bold]6/6 evaluate[/] (the val split; predictions and tp/fp/fn written back)")
-    result = evaluate_dataset(dataset, run_dir, split="val")
-    render.console.print(f"\n[bold]done[/]: val mAP@0.5 {result['voc_map50_all_point']:.3f} after "
-                         f"{last['epoch']} epochs (COCO AP {result['coco']['AP']:.3f}). Results: {out}/info "
-                         f"(plots), {out}/clean (report + galleries), {run_dir} (checkpoints, metrics.csv, "
-                         f"curves.png, eval.json).\nLook at the failures in the FiftyOne App (saved views "
-                         f"eval-high-confidence-fp, eval-missed, eval-worst): python -c \"import fiftyone as fo; "
-                         f"fo.launch_app(fo.load_dataset('{name}')).wait()\"")
+    console.print(f"[bold]curate run[/] {recipe_path} -> {run_dir} (dataset {name})")
+    began = time.perf_counter()
+    pipeline = make_pipeline(_load(recipe_path), recipe_path, run_dir, on_stage=render_run.stage_started,
+                             on_done=render_run.stage_done)
+    decisions = {d.stage: d for d in pipeline.run()}
+    plots = _info_plots(name, out / "info")
+    _summary(decisions, name, run_dir, time.perf_counter() - began, plots)
+
+
+def _demo_recipe(out: Path, data: Path, name: str, epochs: int | None) -> Path:
+    """recipes/demo.yaml pointed at this folder and dataset (so the demo runs from any directory)."""
+    import yaml
+
+    from curate.recipe import load_recipe, recipe_to_dict
+
+    recipe = recipe_to_dict(load_recipe(RECIPE))
+    recipe["dataset"] = name
+    recipe["sources"] = [{**recipe["sources"][0], "path": str(data.resolve())}]
+    if epochs:
+        recipe["train"]["epochs"] = epochs
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "demo-recipe.yaml"
+    path.write_text("# written by `curate demo` from recipes/demo.yaml\n" + yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def _load(path: Path):
+    from curate.recipe import load_recipe
+
+    return load_recipe(path)
+
+
+def _info_plots(name: str, folder: Path) -> Path:
+    import fiftyone as fo
+
+    from curate.info import summarize, write_plots
+
+    write_plots(fo.load_dataset(name), summarize(fo.load_dataset(name)), folder)
+    return folder
+
+
+def _summary(decisions: dict, name: str, run_dir: Path, seconds: float, plots: Path) -> None:
+    import json
+
+    from curate.cli.render import console
+
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    report = decisions["report"].summary.get("report") if "report" in decisions else None
+    console.print(f"\n[bold]done[/] in {seconds / 60:.1f} min: {evaluation['split']} mAP@0.5 "
+                  f"{evaluation['voc_map50_all_point']:.3f} (COCO AP {evaluation['coco']['AP']:.3f}) on "
+                  f"{evaluation['images']} images.")
+    console.print(f"report: {report or run_dir / 'report.html'}", soft_wrap=True, highlight=False)
+    console.print(f"class and box-size plots: {plots}; clean findings and galleries: {run_dir / 'clean'}; "
+                  f"run folder: {run_dir}", soft_wrap=True, highlight=False)
+    console.print(f"look at the failures in the FiftyOne App: curate review {name}", highlight=False, soft_wrap=True)
