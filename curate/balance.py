@@ -20,7 +20,7 @@ from pymongo import UpdateOne
 from curate import schema
 from curate.clean import training_view
 
-TAG_BALANCED = "balanced"
+TAG_BALANCED = schema.TAG_BALANCED
 TAG_NEGATIVE_SELECTED = schema.TAG_NEGATIVE_SELECTED
 SAMPLE_WEIGHT = schema.SAMPLE_WEIGHT
 INFO_BALANCE = "curate_balance"

@@ -58,10 +58,15 @@ def write_manifest(dataset, path: Path, *, splits: dict[str, str], classes: list
     view = training_view(dataset).match(F(schema.GROUND_TRUTH).exists() | chosen_negative)
     known = set(classes)
     records, counts, boxes = [], Counter(), Counter()
+    selected = dataset.match_tags(schema.TAG_BALANCED).count() > 0
     for split, tag in splits.items():
         if not tag:
             continue
-        for record in _records(view.match_tags(tag), split, known):
+        split_view = view.match_tags(tag)
+        if split == "train" and selected:  # `curate balance --select`: train on the subset (and the chosen
+            # negatives); validation stays whole, so its numbers still describe the real distribution
+            split_view = split_view.match(F("tags").contains(schema.TAG_BALANCED) | chosen_negative)
+        for record in _records(split_view, split, known):
             records.append(record)
             counts[split] += 1
             boxes[split] += len(record["boxes"])

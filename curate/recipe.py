@@ -171,7 +171,7 @@ class BalanceSection:
     split: bool = True  # tag stratified train/val/test splits (duplicate groups kept in one split)
     fractions: tuple[float, ...] = (0.8, 0.1, 0.1)  # train, val, test shares of the images; sum to 1
     resplit: bool = False  # ignore existing split tags (VOC ImageSets) instead of keeping them
-    select: float = 0.0  # keep the subset closest to `target`: a fraction (<= 1) or a count (> 1); 0 = all
+    select: float = 0.0  # train on the subset closest to `target`: a fraction (<= 1) or a count (> 1); 0 = all
     budget_unit: str = "images"  # images | instances: what `select` counts
     target: str = "uniform"  # uniform | tempered (q ~ n^temperature) | weights (class_weights)
     temperature: float = 0.5  # the `tempered` target's exponent: 0 = uniform, 1 = the data as it is

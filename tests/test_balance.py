@@ -120,3 +120,20 @@ def test_negatives_follow_the_ratio_and_the_rules(skewed, tmp_path):
     in_train_or_val = skewed.match_tags(TAG_NEGATIVE_SELECTED).match_tags(["train", "val"]).values("filepath")
     assert {r["filepath"] for r in records if r["filepath"] in chosen} == set(in_train_or_val)
     assert all(r["boxes"] == [] for r in records if r["filepath"] in chosen)
+
+
+def test_training_uses_the_selection_and_validation_stays_whole(skewed, tmp_path):
+    table = load_table(skewed)
+    assign_splits(skewed, table, {"train": 0.7, "val": 0.3, "test": 0.0}, resplit=True, seed=0)
+    q = target_distribution(table.counts.sum(axis=0), "uniform")
+    select_balanced(skewed, load_table(skewed), budget=12, budget_unit="images", target=q, seed=0)
+    info = write_manifest(skewed, tmp_path / "m.jsonl", splits={"train": "train", "val": "val"},
+                          classes=sorted(SKEW))
+    records = [json.loads(line) for line in info.path.read_text().splitlines()[1:]]
+    train = {r["filepath"] for r in records if r["split"] == "train"}
+    val = {r["filepath"] for r in records if r["split"] == "val"}
+    assert train == set(skewed.match_tags(TAG_BALANCED).match_tags("train").values("filepath"))
+    assert val == set(skewed.match_tags("val").values("filepath"))
+    undo_balance(skewed)
+    info = write_manifest(skewed, tmp_path / "m2.jsonl", splits={"train": "train"}, classes=sorted(SKEW))
+    assert info.counts["train"] == len(skewed.match_tags("train"))
