@@ -92,8 +92,9 @@ def compare_and_fit(recipe, sample: BoxSample, *, fit: bool, seed: int = 0) -> t
     return report, result
 
 
-def anchors_yaml(spec, report: AnchorReport) -> str:
-    """An ``anchors:`` section with the fit's statistics as a comment."""
+def anchors_yaml(spec, report: AnchorReport, current=None) -> str:
+    """An ``anchors:`` section with the fit's statistics as a comment; keeps ``current``'s (the recipe's
+    AnchorsSection) `fit` and `fit_seed` so rewriting the block never turns `curate run`'s fitting off."""
     cov = {k: v["overall"]["coverage"] for k, v in report.coverage.items()}
     lines = [f"# anchors fitted by `curate anchors --fit` on {dt.date.today()} from {report.view} "
              f"({report.boxes} boxes)",
@@ -103,6 +104,10 @@ def anchors_yaml(spec, report: AnchorReport) -> str:
              "  aspect_ratios:"]
     lines += [f"    - [{', '.join(f'{r:g}' for r in ratios)}]" for ratios in spec.aspect_ratios]
     lines.append(f"  extra_square: {str(spec.extra_square).lower()}")
+    if current is not None and current.fit:
+        lines.append("  fit: true")
+    if current is not None and current.fit_seed:
+        lines.append(f"  fit_seed: {current.fit_seed}")
     return "\n".join(lines) + "\n"
 
 

@@ -27,10 +27,12 @@ def test_fit_writes_anchors_the_recipe_loads_and_records_it(tmp_path, dataset_na
     report, result = anchors.compare_and_fit(recipe, sample, fit=True, seed=0)
     fitted = report.coverage["fitted"]["overall"]["coverage"]
     assert fitted >= report.coverage["recipe (current)"]["overall"]["coverage"] - 1e-9
-    text = anchors.write_into_recipe(Path(recipe_path).read_text(), anchors.anchors_yaml(result.spec, report))
+    assert recipe.anchors.fit  # demo.yaml asks `curate run` to fit: rewriting must keep that
+    text = anchors.write_into_recipe(Path(recipe_path).read_text(),
+                                     anchors.anchors_yaml(result.spec, report, current=recipe.anchors))
     Path(recipe_path).write_text(text)
     again = load_recipe(recipe_path)
-    assert again.anchors.scales == result.spec.scales and again.model == recipe.model
+    assert again.anchors.scales == result.spec.scales and again.model == recipe.model and again.anchors.fit
     assert text.count("anchors:") == 1 and "grid-aware coverage" in text
     rewritten = anchors.write_into_recipe(text, anchors.anchors_yaml(result.spec, report))
     assert rewritten.count("\nanchors:") == 1  # a second fit replaces the section, not appends

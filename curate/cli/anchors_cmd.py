@@ -41,7 +41,8 @@ def anchors_command(
     chosen = result.spec if result else anchor_spec(spec)
     if result:
         target = output or recipe
-        target.write_text(anchors.write_into_recipe(recipe.read_text(), anchors.anchors_yaml(result.spec, report)))
+        section = anchors.anchors_yaml(result.spec, report, current=spec.anchors)
+        target.write_text(anchors.write_into_recipe(recipe.read_text(), section))
         report.written_to = str(target)
     anchors.record_on_dataset(ds, report)
     png = None
