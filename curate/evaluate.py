@@ -91,13 +91,14 @@ def evaluate_dataset(dataset, run_dir: Path, *, split: str = "test", eval_key: s
     from curate.evaluate_speed import measure_speed
     from curate.evaluate_write import new_prediction_docs
 
+    check_eval_key(dataset, eval_key)
     view = split_view(dataset, split)
     model, recipe, classes = load_run(Path(run_dir))
     rows = ground_truth_rows(view, classes)
     detections, ms_per_image = predict(model, recipe, rows, score_threshold=score_threshold, nms_iou=nms_iou)
     new_prediction_docs(detections, rows, classes)
-    report = score_and_write(dataset, view, rows, detections, classes, eval_key=eval_key, pred_field=PREDICTIONS,
-                             iou_threshold=iou_threshold)
+    report = score_and_write(dataset, view, rows, detections, classes, eval_key=eval_key,
+                             pred_field=prediction_field(eval_key), iou_threshold=iou_threshold)
     report.update(run=str(run_dir), split=split, ms_per_image=ms_per_image,
                   speed=measure_speed(model, recipe, [r["filepath"] for r in rows], checkpoint_path(Path(run_dir)),
                                       score_threshold=score_threshold, nms_iou=nms_iou))
@@ -113,9 +114,15 @@ def evaluate_field(dataset, pred_field: str, *, split: str = "", eval_key: str =
     what ``dataset.evaluate_detections(pred_field, compute_mAP=True)`` does, with the same verdicts."""
     from curate.evaluate_rows import classes_of, ground_truth_rows, stored_predictions
 
-    if pred_field not in dataset.get_field_schema():
-        raise CurateError(f"{dataset.name}: no field {pred_field!r}; fix: pass --pred-field with one of "
-                          f"{sorted(dataset.get_field_schema())} or evaluate a model with --model RUN")
+    import fiftyone as fo
+
+    schema_ = dataset.get_field_schema()
+    detections = [name for name, f in schema_.items() if getattr(f, "document_type", None) is fo.Detections]
+    if pred_field not in schema_ or pred_field == schema.GROUND_TRUTH or pred_field not in detections:
+        raise CurateError(f"{dataset.name}: {pred_field!r} is not a Detections field of predictions; fix: pass "
+                          f"--pred-field with one of {[d for d in detections if d != schema.GROUND_TRUTH]} or "
+                          "evaluate a model with --model RUN")
+    check_eval_key(dataset, eval_key)
     view = split_view(dataset, split)
     classes = classes_of(view, pred_field)
     rows = ground_truth_rows(view, classes, pred_field=pred_field)
@@ -125,6 +132,23 @@ def evaluate_field(dataset, pred_field: str, *, split: str = "", eval_key: str =
     dataset.info[INFO_EVAL] = report
     dataset.save()
     return report
+
+
+def prediction_field(eval_key: str) -> str:
+    """Where a model's predictions go: ``predictions`` for the default key, ``predictions_<key>`` for
+    another, so evaluating a second model under its own key keeps the first one's boxes and verdicts."""
+    return PREDICTIONS if eval_key == "eval" else f"{PREDICTIONS}_{eval_key}"
+
+
+def check_eval_key(dataset, eval_key: str) -> None:
+    """Before any prediction time is spent: a key FiftyOne accepts, not clashing with a data field."""
+    if not eval_key.isidentifier():
+        raise CurateError(f"--eval-key {eval_key!r}: must be a Python identifier (letters, digits, _); fix: e.g. "
+                          f"--eval-key {''.join(c if c.isalnum() else '_' for c in eval_key).strip('_') or 'eval'}")
+    taken = set(dataset.get_field_schema()) - {f"{eval_key}_tp", f"{eval_key}_fp", f"{eval_key}_fn",
+                                               prediction_field(eval_key)}
+    if eval_key in taken or eval_key in (schema.GROUND_TRUTH, PREDICTIONS):
+        raise CurateError(f"--eval-key {eval_key!r}: a field of {dataset.name} has that name; fix: pick another key")
 
 
 def split_view(dataset, split: str):
@@ -161,7 +185,7 @@ def score_and_write(dataset, view, rows, detections, classes, *, eval_key: str, 
                                                                  score_threshold=HIGH_CONFIDENCE)
     write_verdicts(view, rows, detections, matches, mislabelled, classes, key=eval_key, pred_field=pred_field,
                    iou_threshold=iou_threshold)
-    views = save_views(dataset, {**failure_views(dataset, eval_key, pred_field, iou_threshold),
+    views = save_views(dataset, {**failure_views(view, eval_key, pred_field, iou_threshold),
                                  **clean_views(dataset)})
     return {"dataset": dataset.name, "images": len(rows), "eval_key": eval_key, "pred_field": pred_field,
             "iou_threshold": iou_threshold, "matching": "coco rule (as FiftyOne's evaluate_detections)",

@@ -39,8 +39,10 @@ def _row(doc: dict, index: dict, pred_field: str | None) -> dict:
            "boxes": np.array([relative_xywh_to_edges(d["bounding_box"], w, h) for d in kept], float).reshape(-1, 4),
            "labels": np.array([index[d["label"]] for d in kept], int), "box_ids": [str(d["_id"]) for d in kept],
            "gt_doc": doc.get(schema.GROUND_TRUTH)}
-    if pred_field:
-        row["pred_docs"] = [d for d in _detections(doc, pred_field) if d.get("bounding_box")]
+    if pred_field:  # pred_docs are the same dicts as in pred_all: marks set on them are written in place
+        row["pred_present"] = doc.get(pred_field) is not None
+        row["pred_all"] = _detections(doc, pred_field)
+        row["pred_docs"] = [d for d in row["pred_all"] if d.get("bounding_box")]
     return row
 
 
@@ -58,7 +60,7 @@ def stored_predictions(rows: list[dict], classes: list[str]) -> list[dict]:
         out.append({"boxes": np.array([relative_xywh_to_edges(d["bounding_box"], w, h) for d in docs],
                                       float).reshape(-1, 4),
                     "scores": np.array([d.get("confidence") or 0.0 for d in docs], float),
-                    "labels": np.array([index[d["label"]] for d in docs], int), "docs": docs})
+                    "labels": np.array([index[d["label"]] for d in docs], int), "docs": docs, "in_place": True})
     return out
 
 

@@ -9,8 +9,9 @@ HIGH_CONFIDENCE = 0.5  # a false positive above this is worth a person's look (a
 POOR_LOCALISATION_IOU = 0.1  # a false positive overlapping its object at least this much was a localisation miss
 
 
-def failure_views(dataset, key: str, pred_field: str, iou_threshold: float) -> dict:
-    """name -> view, in the order a reviewer should look at them."""
+def failure_views(evaluated, key: str, pred_field: str, iou_threshold: float) -> dict:
+    """name -> view of the ``evaluated`` samples (not the whole dataset: another split may hold an older
+    run's marks), in the order a reviewer should look at them."""
     from fiftyone import ViewField as F
 
     confident_fp = (F(key) == "fp") & (F("confidence") >= HIGH_CONFIDENCE)
@@ -19,12 +20,12 @@ def failure_views(dataset, key: str, pred_field: str, iou_threshold: float) -> d
     errors = F(f"{key}_fn") + F(f"{pred_field}.detections").filter(confident_fp).length()
     best_iou = F(f"{key}_best_iou")
     return {
-        f"{key}-worst": dataset.match(errors > 0).sort_by(errors, reverse=True),
-        f"{key}-high-confidence-fp": dataset.filter_labels(pred_field, confident_fp).sort_by(
+        f"{key}-worst": evaluated.match(errors > 0).sort_by(errors, reverse=True),
+        f"{key}-high-confidence-fp": evaluated.filter_labels(pred_field, confident_fp).sort_by(
             F(f"{pred_field}.detections.confidence").max(), reverse=True),
-        f"{key}-missed": dataset.filter_labels(schema.GROUND_TRUTH, F(key) == "fn"),
-        f"{key}-class-confusions": dataset.filter_labels(pred_field, F(f"{key}_confused_with") != None),  # noqa: E711
-        f"{key}-poor-localisation": dataset.filter_labels(
+        f"{key}-missed": evaluated.filter_labels(schema.GROUND_TRUTH, F(key) == "fn"),
+        f"{key}-class-confusions": evaluated.filter_labels(pred_field, F(f"{key}_confused_with") != None),  # noqa: E711
+        f"{key}-poor-localisation": evaluated.filter_labels(
             pred_field, confident_fp & (best_iou >= POOR_LOCALISATION_IOU) & (best_iou < iou_threshold)),
     }
 

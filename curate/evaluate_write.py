@@ -95,8 +95,11 @@ def _mark_predictions(row, det, matches, mislabelled, det0, gt0, classes, key, g
 def _update(row, det, key: str, pred_field: str) -> UpdateOne:
     verdicts = [d[key] for d in det["docs"]]
     gt_verdicts = [d[key] for d in ((row.get("gt_doc") or {}).get("detections") or [])]
-    values = {pred_field: {"_cls": "Detections", "detections": det["docs"]},
-              f"{key}_tp": verdicts.count(TP), f"{key}_fp": verdicts.count(FP), f"{key}_fn": gt_verdicts.count(FN)}
+    values = {f"{key}_tp": verdicts.count(TP), f"{key}_fp": verdicts.count(FP), f"{key}_fn": gt_verdicts.count(FN)}
+    if not det.get("in_place"):
+        values[pred_field] = {"_cls": "Detections", "detections": det["docs"]}
+    elif row["pred_present"]:  # stored predictions: only their list changes (boxless ones kept); None stays None
+        values[f"{pred_field}.detections"] = row["pred_all"]
     if row.get("gt_doc") is not None:
         values[schema.GROUND_TRUTH] = row["gt_doc"]
     return UpdateOne({"_id": bson.ObjectId(row["id"])}, {"$set": values})
@@ -109,11 +112,24 @@ def _register(view, key: str, pred_field: str, iou_threshold: float):
 
     if pred_field not in view._dataset.get_field_schema():
         view._dataset.add_sample_field(pred_field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    _drop_extra_marks(view._dataset, key, pred_field)
     config = fouc.COCOEvaluationConfig(pred_field, schema.GROUND_TRUTH, iou=iou_threshold, classwise=True)
     method = config.build()
     method.register_run(view, key)
     method.register_samples(view, key)
     return method
+
+
+def _drop_extra_marks(dataset, key: str, pred_field: str) -> None:
+    """FiftyOne's cleanup of an earlier run with this key removes its own fields only; ours go too."""
+    fields = {pred_field}
+    if key in dataset.list_evaluations():
+        fields.add(dataset.get_evaluation_info(key).config.pred_field)
+    flat = dataset.get_field_schema(flat=True)
+    for field in fields:
+        for name in (f"{key}_best_iou", f"{key}_confused_with"):
+            if f"{field}.detections.{name}" in flat:
+                dataset.delete_sample_field(f"{field}.detections.{name}")
 
 
 def _save_results(method, view, key: str, fo_matches: list, classes: list[str]) -> None:

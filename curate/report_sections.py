@@ -77,7 +77,8 @@ def gallery(gallery_id: str, tiles, *, empty: str) -> str:
             facts.append(f"IoU {box.iou:.{DECIMALS}f}")
         if failure.nearest is not None:
             near = failure.nearest
-            facts.append(f"nearest prediction {near.label} {near.score:.{DECIMALS}f} at IoU {near.iou:.{DECIMALS}f}")
+            score = f" {near.score:.{DECIMALS}f}" if near.score is not None else ""  # another tool's boxes may
+            facts.append(f"nearest prediction {near.label}{score} at IoU {near.iou:.{DECIMALS}f}")  # have none
         figures.append(
             f'<figure class="tile" data-kind="{esc(failure.kind)}">'
             + image(tile.jpeg, mime="image/jpeg", alt=f"{what} {box.label} in {os.path.basename(failure.filepath)}")

@@ -126,3 +126,41 @@ def test_class_confusion_and_poor_localisation_are_marked(dataset_name):
     dataset.evaluate_detections("predictions", gt_field="ground_truth", eval_key="fo")
     for suffix in ("tp", "fp", "fn"):
         assert dataset.values(f"eval_{suffix}") == dataset.values(f"fo_{suffix}")
+
+
+def test_a_second_key_keeps_the_first_models_boxes_and_views(trained):
+    from curate.errors import CurateError
+
+    dataset, run = trained
+    evaluate_dataset(dataset, run, split="val", score_threshold=0.05)
+    val = dataset.match_tags("val")
+    ids = val.values(f"{PREDICTIONS}.detections.id", unwind=True)
+    report = evaluate_dataset(dataset, run, split="train", eval_key="other", score_threshold=0.05)
+    assert report["pred_field"] == "predictions_other"
+    assert val.values(f"{PREDICTIONS}.detections.id", unwind=True) == ids  # untouched
+    assert set(dataset.list_evaluations()) >= {"eval", "other"}
+    for name in report["views"]:  # views hold the evaluated split only
+        assert set(dataset.load_saved_view(name).distinct("tags")) & {"train"}
+        assert not dataset.load_saved_view(name).match_tags("val")
+    with pytest.raises(CurateError, match="identifier.*fix"):
+        evaluate_dataset(dataset, run, split="val", eval_key="eval-2")
+
+
+def test_stored_predictions_keep_boxless_detections_and_empty_samples(dataset_name):
+    from curate.evaluate import evaluate_field
+
+    dataset = fo.Dataset(dataset_name)
+    meta = fo.ImageMetadata(width=100, height=100)
+    gt = fo.Detections(detections=[fo.Detection(label="cat", bounding_box=[0.1, 0.1, 0.3, 0.3])])
+    dataset.add_samples([
+        fo.Sample(filepath="/nowhere/a.jpg", metadata=meta, ground_truth=gt,
+                  predictions=fo.Detections(detections=[
+                      fo.Detection(label="cat", bounding_box=[0.1, 0.1, 0.3, 0.3], confidence=0.9),
+                      fo.Detection(label="cat", confidence=0.5)])),  # no box: not evaluated, still kept
+        fo.Sample(filepath="/nowhere/b.jpg", metadata=meta, ground_truth=gt.copy()),  # never predicted
+    ])
+    evaluate_field(dataset, "predictions")
+    a, b = dataset.values("predictions")
+    assert [d.get_field("eval") if d.has_field("eval") else None for d in a.detections] == ["tp", None]
+    assert len(a.detections) == 2 and b is None
+    assert dataset.values("eval_fn") == [0, 1]
