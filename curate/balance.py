@@ -21,6 +21,7 @@ from curate import schema
 from curate.clean import training_view
 
 TAG_BALANCED = schema.TAG_BALANCED
+NOT_MINED = {"tags": {"$ne": schema.TAG_HARD_NEGATIVE}}  # `curate negatives --mine` owns those (its --undo)
 TAG_NEGATIVE_SELECTED = schema.TAG_NEGATIVE_SELECTED
 SAMPLE_WEIGHT = schema.SAMPLE_WEIGHT
 INFO_BALANCE = "curate_balance"
@@ -167,7 +168,7 @@ def select_negatives(dataset, table: Table, *, ratio: float, fractions: dict[str
         if not any(t in SPLITS for t in tags):
             tags.append(str(rng.choice(names, p=shares / shares.sum())))
         ops.append(UpdateOne({"_id": table.ids[i]}, {"$set": {"tags": tags}}))
-    dataset._sample_collection.update_many({}, {"$pull": {"tags": TAG_NEGATIVE_SELECTED}})
+    dataset._sample_collection.update_many(NOT_MINED, {"$pull": {"tags": TAG_NEGATIVE_SELECTED}})
     _bulk(dataset, ops)
     return {"ratio": ratio, "positives": int(positive.sum()), "wanted": wanted, "candidates": len(candidates),
             "selected": len(chosen), "short_by": max(0, wanted - len(chosen))}
@@ -180,10 +181,11 @@ def save_report(dataset, report: BalanceReport) -> None:
 
 
 def undo_balance(dataset) -> None:
-    """Remove the selection, the weights and the chosen negatives (split tags stay: they are data)."""
+    """Remove the selection, the weights and the chosen negatives (split tags stay: they are data; mined
+    hard negatives stay too: `curate negatives --undo` removes those)."""
     collection = dataset._sample_collection
-    collection.update_many({}, {"$pull": {"tags": {"$in": [TAG_BALANCED, TAG_NEGATIVE_SELECTED]}},
-                                "$unset": {SAMPLE_WEIGHT: ""}})
+    collection.update_many({}, {"$pull": {"tags": TAG_BALANCED}, "$unset": {SAMPLE_WEIGHT: ""}})
+    collection.update_many(NOT_MINED, {"$pull": {"tags": TAG_NEGATIVE_SELECTED}})
     if dataset.has_saved_view(TAG_BALANCED):
         dataset.delete_saved_view(TAG_BALANCED)
     dataset.info.pop(INFO_BALANCE, None)

@@ -2,7 +2,7 @@
 images and add the ones it fires on most confidently to the next round's training set.
 
 Pool: the images `curate balance --negatives` may draw from (no kept box, no box of an excluded class,
-not quarantined, not a copy of a positive) that are not chosen yet. Every detection on such an image is
+not quarantined, not a copy of a positive) that are not chosen yet and are in no split or in ``split``. Every detection on such an image is
 a false positive; an image's hardness is its highest detection score. The hardest ``count`` get the tags
 ``negative_selected`` (so the manifest trains on them) and ``hard_negative``, a split tag if they had none,
 the score in ``hard_negative_score`` and what fired in ``hard_negative_predictions``; the saved view
@@ -18,7 +18,7 @@ from pymongo import UpdateOne
 from curate import schema
 from curate.errors import CurateError
 
-TAG_HARD_NEGATIVE = "hard_negative"
+TAG_HARD_NEGATIVE = schema.TAG_HARD_NEGATIVE
 SCORE_FIELD = "hard_negative_score"
 PREDICTIONS_FIELD = "hard_negative_predictions"
 ADDED_TAGS_FIELD = "hard_negative_added_tags"  # exactly what mining added, so undo removes only that
@@ -31,9 +31,12 @@ def mine_hard_negatives(dataset, run_dir, *, count: int, split: str = "train", m
     from curate.balance import load_table, negative_candidates
     from curate.evaluate import load_run, predict
 
+    if split not in schema.SPLIT_TAGS:
+        raise CurateError(f"--split {split!r}: not a split; fix: one of {list(schema.SPLIT_TAGS)}")
     table = load_table(dataset)
+    # images already in another split would not be trained on (or would shift validation): not in the pool
     pool = [table.ids[i] for i in negative_candidates(table)
-            if schema.TAG_NEGATIVE_SELECTED not in table.tags[i]]
+            if schema.TAG_NEGATIVE_SELECTED not in table.tags[i] and table.splits[i] in (None, split)]
     if not pool:
         raise CurateError(f"{dataset.name}: no background images left to mine; fix: import some with "
                           "`curate balance DATASET --negatives-from FOLDER` (or `curate import FOLDER --name "
@@ -74,13 +77,15 @@ def _tag(dataset, rows, detections, scores, chosen, classes, split: str) -> None
     picked = [rows[i] for i in chosen]
     found = [detections[i] for i in chosen]
     new_prediction_docs(found, picked, classes)
-    tags = dict(zip(*dataset.select([r["id"] for r in picked]).values(["id", "tags"]))) if picked else {}
+    docs = {str(d["_id"]): d for d in dataset._sample_collection.find(
+        {"_id": {"$in": [bson.ObjectId(r["id"]) for r in picked]}}, {"tags": 1, ADDED_TAGS_FIELD: 1})}
     ops = []
     for row, det, i in zip(picked, found, chosen):
-        current = tags.get(row["id"], [])
+        current = docs[row["id"]].get("tags") or []
         added = [t for t in (schema.TAG_NEGATIVE_SELECTED, TAG_HARD_NEGATIVE) if t not in current]
         if not any(t in schema.SPLIT_TAGS for t in current):
             added.append(split)
+        added = list(dict.fromkeys((docs[row["id"]].get(ADDED_TAGS_FIELD) or []) + added))  # and earlier rounds
         ops.append(UpdateOne({"_id": bson.ObjectId(row["id"])}, {"$set": {
             "tags": current + added, SCORE_FIELD: float(scores[i]), ADDED_TAGS_FIELD: added,
             PREDICTIONS_FIELD: {"_cls": "Detections", "detections": det["docs"]}}}))

@@ -45,6 +45,7 @@ TAG_HAS_EXCLUDED_CLASS = "has_excluded_class"  # holds a box of a class not kept
 ISSUE_TAG_PREFIX = "issue:"  # curate clean: "issue:<rule>" on samples and on boxes (label tags)
 BOX_TAG_EXCLUDED_CLASS = "excluded_class"  # label tag: a box of a class top-k / --classes does not keep
 TAG_BALANCED = "balanced"  # curate balance --select: the KL-optimal subset; training uses only it
+TAG_HARD_NEGATIVE = "hard_negative"  # curate negatives --mine chose it; balance leaves its negative_selected alone
 TAG_NEGATIVE_SELECTED = "negative_selected"  # curate balance --negatives chose this background image
 SAMPLE_WEIGHT = "sample_weight"  # float: curate balance --weights; the manifest passes it to the sampler
 # Samples with any of these tags must never reach a training view or be picked as a negative.

@@ -82,3 +82,47 @@ def test_an_empty_pool_is_a_clear_error(dataset_name, tmp_path):
     import_path(voc, dataset_name=dataset_name, find_duplicates=False, progress=False)
     with pytest.raises(CurateError, match="no background images left to mine.*fix"):
         mine_hard_negatives(fo.load_dataset(dataset_name), tmp_path / "no-run", count=1)
+
+
+def test_balance_keeps_mined_negatives_and_undo_stays_exact_over_rounds(mined_setup):
+    from curate.balance import load_table, select_negatives, undo_balance
+
+    dataset, run = mined_setup
+    undo_mining(dataset)
+    rebalance = dict(ratio=6.0, fractions={"train": 1.0}, seed=0)
+    select_negatives(dataset, load_table(dataset), **rebalance)  # its split tags stay after undo: data
+    undo_balance(dataset)
+    before = dict(zip(*dataset.values(["id", "tags"])))
+    mine_hard_negatives(dataset, run, count=2, progress=False)
+    mined = set(dataset.match_tags(TAG_HARD_NEGATIVE).values("id"))
+    chosen = select_negatives(dataset, load_table(dataset), **rebalance)
+    assert chosen["selected"] > 0
+    undo_balance(dataset)
+    assert set(dataset.match_tags(schema.TAG_NEGATIVE_SELECTED).values("id")) == mined  # balance left them
+    mine_hard_negatives(dataset, run, count=2, progress=False)  # a second round adds two more
+    assert len(dataset.match_tags(TAG_HARD_NEGATIVE)) == 4
+    undo_mining(dataset)
+    assert dict(zip(*dataset.values(["id", "tags"]))) == before
+
+
+def test_background_in_another_split_is_not_mined(mined_setup):
+    from curate.errors import CurateError
+
+    dataset, run = mined_setup
+    undo_mining(dataset)
+    hard = dataset.match(fo.ViewField("filepath").contains_str("/hard-"))
+    original = {s.id: list(s.tags) for s in hard}
+    for sample in hard:
+        sample.tags = [t for t in sample.tags if t not in schema.SPLIT_TAGS] + ["val"]
+        sample.save()
+    try:
+        report = mine_hard_negatives(dataset, run, count=HARD, progress=False)
+        assert report["pool"] == EASY
+        assert not dataset.match_tags(TAG_HARD_NEGATIVE).match_tags("val")
+        with pytest.raises(CurateError, match="not a split.*fix"):
+            mine_hard_negatives(dataset, run, count=1, split="trian")
+    finally:
+        undo_mining(dataset)
+        for sample in hard:
+            sample.tags = original[sample.id]
+            sample.save()
