@@ -81,3 +81,19 @@ def test_demo_runs_end_to_end(tmp_path, dataset_name, curate_cmd, curate_env):
     assert "added" in out and (demo / "info" / "classes.png").is_file()
     assert f"report: {demo / 'run' / 'report.html'}" in out and (demo / "run" / "report.html").is_file()
     assert f"curate review {dataset_name}" in out and (demo / "run" / "eval.json").is_file()
+
+
+def test_demo_refuses_to_mix_or_reuse_foreign_data(tmp_path, dataset_name, curate_cmd, curate_env):
+    half_written = tmp_path / "a" / "labelimg"
+    half_written.mkdir(parents=True)
+    (half_written / "000.xml").write_text("<annotation/>")
+    result = subprocess.run([*curate_cmd, "demo", "--out", str(tmp_path / "a"), "--name", dataset_name],
+                            env=curate_env, capture_output=True, text=True)
+    assert result.returncode == 1 and "did not finish writing" in result.stderr and "fix:" in result.stderr
+    import fiftyone as fo
+
+    users = fo.Dataset(dataset_name, persistent=True)  # seen by the subprocess; the fixture deletes it
+    users.add_sample(fo.Sample(filepath=str(tmp_path / "elsewhere.jpg")))
+    result = subprocess.run([*curate_cmd, "demo", "--out", str(tmp_path / "b"), "--name", dataset_name,
+                             "--images", "8"], env=curate_env, capture_output=True, text=True)
+    assert result.returncode == 1 and "images from outside" in result.stderr and "fix:" in result.stderr

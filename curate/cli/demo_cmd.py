@@ -4,6 +4,8 @@ anchors -> train -> evaluate -> report) on this CPU in minutes, and says where t
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import typer
 DEMO_IMAGES = 300
 DEFECT_EVERY = 30  # one image in 30 damaged: ~3%
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
+MARKER = ".curate-demo.json"  # written after generation: what was generated (an interrupted one has none)
 
 
 def demo_command(
@@ -28,10 +31,12 @@ def demo_command(
     from curate.synth import add_defects, write_labelimg_folder
 
     data = out / "labelimg"
-    if not any(data.glob("*.xml")):
+    if _needs_generating(data, images, seed):
         console.print(f"[bold]generate[/]: {images} synthetic images (with damaged files and boxes) in {data}")
         write_labelimg_folder(data, images, seed=seed)
         add_defects(data, every=DEFECT_EVERY, seed=seed)
+        (data / MARKER).write_text(json.dumps({"images": images, "seed": seed}))
+    _check_dataset_is_this_demos(name, data)
     recipe_path = _demo_recipe(out, data, name, epochs)
     run_dir = out / "run"
     console.print(f"[bold]curate run[/] {recipe_path} -> {run_dir} (dataset {name})")
@@ -41,6 +46,36 @@ def demo_command(
     decisions = {d.stage: d for d in pipeline.run()}
     plots = _info_plots(name, out / "info")
     _summary(decisions, name, run_dir, time.perf_counter() - began, plots)
+
+
+def _needs_generating(data: Path, images: int, seed: int) -> bool:
+    from curate.errors import CurateError
+
+    marker = data / MARKER
+    if marker.is_file():
+        if json.loads(marker.read_text()) == {"images": images, "seed": seed}:
+            return False
+        shutil.rmtree(data)  # ours (the marker says so), generated with other settings
+        return True
+    if data.exists() and any(data.iterdir()):
+        raise CurateError(f"{data}: holds files `curate demo` did not finish writing (an interrupted run, or "
+                          f"someone else's); fix: delete {data} or pass another --out")
+    return True
+
+
+def _check_dataset_is_this_demos(name: str, data: Path) -> None:
+    """Never mix two demos' images (another --out) or a user's dataset into one."""
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+
+    from curate.errors import CurateError
+
+    if not fo.dataset_exists(name):
+        return
+    foreign = fo.load_dataset(name).match(~F("filepath").starts_with(str(data.resolve()) + "/")).count()
+    if foreign:
+        raise CurateError(f"dataset {name!r} holds {foreign} images from outside {data}; fix: pass another "
+                          f"--name, or delete it (`fiftyone datasets delete {name}`)")
 
 
 def _demo_recipe(out: Path, data: Path, name: str, epochs: int | None) -> Path:
@@ -76,8 +111,6 @@ def _info_plots(name: str, folder: Path) -> Path:
 
 
 def _summary(decisions: dict, name: str, run_dir: Path, seconds: float, plots: Path) -> None:
-    import json
-
     from curate.cli.render import console
 
     evaluation = json.loads((run_dir / "eval.json").read_text())
