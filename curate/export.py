@@ -5,12 +5,18 @@ Writes: ``OUT.onnx`` (default ``RUN/model.onnx``: uint8 NHWC RGB image in; boxes
 trainer/export_graph.py), its sidecar ``OUT.json`` (classes, input and preprocessing, thresholds, the check,
 timing and sizes), and with ``--quantize int8`` ``OUT.int8-dynamic.onnx`` / ``OUT.int8-static.onnx`` with
 their sidecars. The export fails (:class:`ExportCheckFailed`) when ONNX Runtime and torch disagree.
+
+The model is written as ``OUT.unchecked.onnx`` and renamed to ``OUT.onnx`` (with its sidecar, which then
+records the passed check) only once the check passes, so an earlier good ``OUT.onnx`` is never replaced by an
+unchecked or failing one. A failed check keeps the file as ``OUT.failed.onnx`` (sidecar ``"ok": false``) for a
+bug report; an export that stops early for another reason removes its unchecked file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,17 +59,25 @@ def export_run(run_dir: Path, out: Path | None = None, settings: ExportSettings 
     _validate(settings, out)
     torch_model = TorchDetector(run_dir, score_threshold=settings.score_threshold, nms_iou=settings.nms_iou,
                                 top_k=settings.top_k)
-    export_onnx(torch_model.model, out, score_threshold=settings.score_threshold, nms_iou=settings.nms_iou,
-                top_k=settings.top_k)
-    description = describe(torch_model.classes, torch_model.spec, settings, run_dir)
-    _write_sidecar(out, description)
     images = _check_images(run_dir, settings)
     inputs = prepare_inputs(images, NetworkInput(torch_model.spec))
+    description = describe(torch_model.classes, torch_model.spec, settings, run_dir)
+    unchecked = unchecked_path(out)
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        onnx_model = OnnxDetector(out, threads=settings.threads)
-        report, float_found = _check(torch_model, onnx_model, images, inputs, settings)
+        try:
+            export_onnx(torch_model.model, unchecked, score_threshold=settings.score_threshold,
+                        nms_iou=settings.nms_iou, top_k=settings.top_k)
+            _write_sidecar(unchecked, description)
+            onnx_model = OnnxDetector(unchecked, threads=settings.threads, require_check=False)
+            report, float_found = _check(torch_model, onnx_model, images, inputs, settings, out)
+        except ExportCheckFailed:
+            raise
+        except BaseException:
+            _remove(unchecked)
+            raise
+        _install(unchecked, out, {**description, "export_report": report})
         models = {"torch_eager": torch_model.detect, "onnx_runtime": onnx_model.detect}
         if settings.quantize:
             calibration = _calibration_inputs(run_dir, settings, torch_model.spec, inputs)
@@ -75,6 +89,36 @@ def export_run(run_dir: Path, out: Path | None = None, settings: ExportSettings 
     finally:
         torch.set_num_threads(threads)
     return report
+
+
+def unchecked_path(out: Path) -> Path:
+    """Where the model lies while it is checked; never a name that looks deployable."""
+    return out.with_name(f"{out.stem}.unchecked.onnx")
+
+
+def failed_path(out: Path) -> Path:
+    """Where a model that failed its check is kept, for a bug report."""
+    return out.with_name(f"{out.stem}.failed.onnx")
+
+
+def _remove(onnx_path: Path) -> None:
+    for path in (onnx_path, sidecar_path(onnx_path)):
+        path.unlink(missing_ok=True)
+
+
+def _move(source: Path, target: Path) -> None:
+    """The ONNX file and its sidecar. The target's old model goes first, so its name never pairs a new
+    sidecar with an old model (or the reverse)."""
+    target.unlink(missing_ok=True)
+    os.replace(sidecar_path(source), sidecar_path(target))
+    os.replace(source, target)
+
+
+def _install(unchecked: Path, out: Path, sidecar: dict) -> None:
+    """The checked model into its place, its sidecar recording the passed check; a stale failed one goes."""
+    _write_sidecar(unchecked, sidecar)
+    _move(unchecked, out)
+    _remove(failed_path(out))
 
 
 def _validate(settings: ExportSettings, out: Path) -> None:
@@ -122,18 +166,31 @@ def _check_images(run_dir: Path, settings: ExportSettings) -> list[CheckImage]:
 
 
 def _check(torch_model: TorchDetector, onnx_model: OnnxDetector, images, inputs,
-           settings: ExportSettings) -> tuple[dict, list]:
+           settings: ExportSettings, out: Path) -> tuple[dict, list]:
+    """Report of a passed check; a failed one moves ``onnx_model``'s file to ``failed_path(out)`` (unless it
+    is ``out`` itself) with ``"ok": false`` in its sidecar and raises :class:`ExportCheckFailed`."""
     torch_found, onnx_found = detect_all(torch_model.detect, inputs), detect_all(onnx_model.detect, inputs)
     agreement = compare(torch_found, onnx_found, [str(i.path) for i in images],
-                        score_threshold=settings.score_threshold)
+                        score_threshold=settings.score_threshold, nms_iou=settings.nms_iou, top_k=settings.top_k)
+    notes = [image.note for image in images if image.note]
+    for note in notes:
+        log.warning("check image without ground truth: %s", note)
     if not agreement.ok:
         _write_sidecar(onnx_model.path, {**onnx_model.sidecar, "export_report": {"check": agreement.to_dict()}})
+        if onnx_model.path == out:  # an installed model checked again: its sidecar now says it failed
+            kept, previous = out, f"{out} is marked as failed"
+        else:
+            kept = failed_path(out)
+            _move(onnx_model.path, kept)
+            previous = f"{out} is left as it was" if out.exists() else f"nothing written at {out}"
         raise ExportCheckFailed(
-            f"{onnx_model.path}: ONNX Runtime and torch disagree on {len(agreement.failures)} detection(s) "
-            f"over {agreement.images} images (first: {agreement.failures[0]}); the file must not be deployed; "
-            f"fix: report it as a bug with {sidecar_path(onnx_model.path).name}, or export with the torch and "
-            "onnxruntime versions of pyproject.toml")
-    return {"onnx": str(onnx_model.path), "check": agreement.to_dict(), "check_images": len(images),
+            f"{out}: ONNX Runtime and torch disagree on {len(agreement.failures)} detection(s) over "
+            f"{agreement.images} images (first: {agreement.failures[0]}); {previous}; the model is kept as "
+            f"{kept} (sidecar {sidecar_path(kept).name}: \"ok\": false), which must not be deployed; fix: report "
+            f"it as a bug with {sidecar_path(kept).name}, or export with the torch and onnxruntime versions of "
+            "pyproject.toml")
+    return {"onnx": str(out), "check": agreement.to_dict(), "check_images": len(images),
+            "ground_truth_notes": notes,
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
             "size_bytes": {"onnx": onnx_model.path.stat().st_size, "checkpoint": torch_model.checkpoint.stat().st_size},
             "voc_map50": {"torch": voc_map(images, inputs, torch_found, torch_model.classes, torch_model.spec),

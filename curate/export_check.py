@@ -4,9 +4,22 @@ Check images come from a folder (LabelImg XML beside an image, same stem, is its
 the run's own manifest (``RUN/manifest.jsonl``, written by ``curate train``: the validation split, with its
 ground truth). Detections are compared as sets, order-free: each torch detection needs an ONNX one with
 the same label, every box coordinate within :data:`BOX_TOLERANCE` and the score within
-:data:`SCORE_TOLERANCE`. A detection present on one side only is tolerated when its score lies within
-:data:`SCORE_TOLERANCE` of the score threshold (float rounding may put it on either side), and so is a
-pair of one-sided detections with the same label and score (a tie, broken differently by each runtime).
+:data:`SCORE_TOLERANCE`. A detection present on one side only is tolerated in three cases, and fails the
+check in every other:
+
+* ``borderline``: its score lies within :data:`SCORE_TOLERANCE` of the score threshold (float rounding may
+  put it on either side);
+* NMS tie: the other side has a one-sided detection of the same label and equal score that overlaps it with
+  IoU > ``nms_iou`` (of two such boxes NMS keeps one, and which is each runtime's own tie-break);
+* top-k tie: both sides hold exactly ``top_k`` detections, its score equals the lowest kept score of both,
+  and the other side has a one-sided detection of that score too (the cut fell inside a run of equal scores).
+
+The same box (within :data:`BOX_TOLERANCE`) with equal scores under two labels, one on each side, is a
+wrong label, never a tie.
+
+A LabelImg XML beside a check image that cannot be read leaves that image without ground truth (it is still
+checked and timed; mAP leaves it out) and is named in :attr:`CheckImage.note`; AppleDouble ``._*`` files
+are not images.
 """
 
 from __future__ import annotations
@@ -20,11 +33,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from curate.errors import CurateError
+from curate.errors import AnnotationError, CurateError
 from curate.export_runtime import Detections, NetworkInput, to_image_pixels
 
 BOX_TOLERANCE = 1e-4  # relative coordinates: 0.03 px at 300 px; float32 decode differs by ~1e-6
 SCORE_TOLERANCE = 1e-4
+IOU_TOLERANCE = 1e-6  # an NMS tie's IoU, recomputed here in float64, may sit a rounding step off the runtime's
 MANIFEST_SPLITS = ("val", "test", "train")  # the first one the run's manifest has is checked
 
 
@@ -33,6 +47,7 @@ class CheckImage:
     path: Path
     gt_boxes: np.ndarray | None = None  # [G, 4] absolute pixel edges; None: no ground truth
     gt_labels: tuple[str, ...] = ()
+    note: str = ""  # why the image has no ground truth although an XML lies beside it
 
 
 @dataclass
@@ -42,7 +57,7 @@ class Agreement:
     max_box_diff: float = 0.0
     max_score_diff: float = 0.0
     borderline: int = 0  # on one side only, score within SCORE_TOLERANCE of the threshold
-    ties: int = 0  # pairs of other boxes with equal scores, one kept by each runtime
+    ties: int = 0  # one-sided detections explained by an NMS or top-k tie (module docstring)
     failures: list[str] = field(default_factory=list)  # "image: reason"
 
     @property
@@ -62,7 +77,8 @@ def images_from_folder(folder: Path, limit: int) -> list[CheckImage]:
 
     if not Path(folder).is_dir():
         raise CurateError(f"--check-images {folder}: not a folder; fix: pass a folder of images")
-    images = [p for p in walk_files(Path(folder)) if is_image_name(p.name)][:limit]
+    images = [p for p in walk_files(Path(folder))
+              if is_image_name(p.name) and not p.name.startswith("._")][:limit]  # ._*: macOS AppleDouble
     if not images:
         raise CurateError(f"--check-images {folder}: no images found; fix: pass a folder holding .jpg/.png files")
     return [_with_labelimg_truth(p) for p in images]
@@ -75,7 +91,13 @@ def _with_labelimg_truth(image: Path) -> CheckImage:
     xml = image.with_suffix(".xml")
     if not xml.is_file():
         return CheckImage(image)
-    ann = read_voc_xml(xml, CONVENTION)
+    try:
+        ann = read_voc_xml(xml, CONVENTION)
+    except (AnnotationError, OSError) as error:
+        return CheckImage(image, note=f"{xml}: unreadable ({error}); {image.name} has no ground truth")
+    if ann.errors:  # a box left out would count its detection as a false positive
+        return CheckImage(image, note=f"{xml}: {len(ann.errors)} unreadable object(s) (first: {ann.errors[0]}); "
+                                      f"{image.name} has no ground truth")
     boxes = np.array([b.box for b in ann.boxes], dtype=np.float64).reshape(-1, 4)
     return CheckImage(image, boxes, tuple(b.label for b in ann.boxes))
 
@@ -94,39 +116,69 @@ def images_from_manifest(run_dir: Path, limit: int, splits: Sequence[str] = MANI
 
 
 def compare(reference: Sequence[Detections], candidate: Sequence[Detections], names: Sequence[str], *,
-            score_threshold: float) -> Agreement:
-    """Torch (``reference``) against ONNX (``candidate``), image by image."""
+            score_threshold: float, nms_iou: float, top_k: int) -> Agreement:
+    """Torch (``reference``) against ONNX (``candidate``), image by image; ``score_threshold``, ``nms_iou`` and
+    ``top_k`` are the post-processing both ran with (they decide which one-sided detections are ties)."""
     agreement = Agreement(images=len(reference))
     for name, ref, cand in zip(names, reference, candidate):
         agreement.detections += len(ref.scores)
-        unmatched_ref, unmatched_cand = _match_exactly(ref, cand, agreement)
-        unmatched_ref, unmatched_cand = _pair_ties(ref, cand, unmatched_ref, unmatched_cand, agreement)
-        for side, dets, left in (("torch", ref, unmatched_ref), ("onnx", cand, unmatched_cand)):
+        left_ref, left_cand = _match_exactly(ref, cand, agreement)
+        relabelled = _relabelled(ref, cand, left_ref, left_cand)
+        for side, dets, left, other, other_left in (("torch", ref, left_ref, cand, left_cand),
+                                                    ("onnx", cand, left_cand, ref, left_ref)):
             for i in left:
                 if abs(float(dets.scores[i]) - score_threshold) <= SCORE_TOLERANCE:
                     agreement.borderline += 1
+                elif (side, i) not in relabelled and (_nms_tie(dets, i, other, other_left, nms_iou)
+                                                      or _top_k_tie(dets, i, other, other_left, top_k)):
+                    agreement.ties += 1
                 else:
+                    reason = " (the same box under another label on the other side)" if (side, i) in relabelled else ""
                     agreement.failures.append(f"{name}: {side} only: label {int(dets.labels[i])} score "
-                                              f"{float(dets.scores[i]):.5f} box {np.round(dets.boxes[i], 4).tolist()}")
+                                              f"{float(dets.scores[i]):.5f} box {np.round(dets.boxes[i], 4).tolist()}"
+                                              f"{reason}")
     return agreement
 
 
-def _pair_ties(ref: Detections, cand: Detections, left_ref: list[int], left_cand: list[int],
-               agreement: Agreement) -> tuple[list[int], list[int]]:
-    """Pairs a torch-only and an ONNX-only detection of equal score: among boxes of equal score, which one
-    top-k and NMS keep is each runtime's own tie-break (saturated scores of 1.0, an untrained head's uniform
-    ones), and either answer is right. The same box under another label is never a tie: that is a wrong
-    label."""
-    still_ref, free = [], list(left_cand)
+def _same_score(a: float, b: float) -> bool:
+    return abs(float(a) - float(b)) <= SCORE_TOLERANCE
+
+
+def _relabelled(ref: Detections, cand: Detections, left_ref: list[int], left_cand: list[int]) -> set:
+    """One-sided detections whose box and score the other side has, one-sided, under another label."""
+    found = set()
     for i in left_ref:
-        tied = [j for j in free if abs(float(cand.scores[j] - ref.scores[i])) <= SCORE_TOLERANCE
-                and (cand.labels[j] == ref.labels[i] or np.abs(cand.boxes[j] - ref.boxes[i]).max() > BOX_TOLERANCE)]
-        if tied:
-            free.remove(tied[0])
-            agreement.ties += 1
-        else:
-            still_ref.append(i)
-    return still_ref, free
+        for j in left_cand:
+            if (cand.labels[j] != ref.labels[i] and _same_score(cand.scores[j], ref.scores[i])
+                    and np.abs(cand.boxes[j] - ref.boxes[i]).max() <= BOX_TOLERANCE):
+                found |= {("torch", i), ("onnx", j)}
+    return found
+
+
+def _nms_tie(dets: Detections, i: int, other: Detections, other_left: list[int], nms_iou: float) -> bool:
+    """Detection ``i`` of ``dets`` and a one-sided one of ``other`` are boxes of one label and equal score
+    that overlap beyond ``nms_iou``: NMS keeps one of the two, and each runtime chose its own."""
+    tied = [j for j in other_left if other.labels[j] == dets.labels[i] and _same_score(other.scores[j], dets.scores[i])]
+    return bool(tied) and bool((_iou(dets.boxes[i], other.boxes[tied]) > nms_iou - IOU_TOLERANCE).any())
+
+
+def _top_k_tie(dets: Detections, i: int, other: Detections, other_left: list[int], top_k: int) -> bool:
+    """Both sides are cut at ``top_k`` inside a run of equal scores, and ``i`` is one of those scores: which
+    of the tied detections make the cut is each runtime's own tie-break."""
+    if len(dets.scores) != top_k or len(other.scores) != top_k:
+        return False
+    score = dets.scores[i]
+    return (_same_score(score, dets.scores.min()) and _same_score(score, other.scores.min())
+            and any(_same_score(other.scores[j], score) for j in other_left))
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    box, boxes = np.asarray(box, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
+    width = (np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])).clip(0)
+    height = (np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])).clip(0)
+    inter = width * height
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def _match_exactly(ref: Detections, cand: Detections, agreement: Agreement) -> tuple[list[int], list[int]]:

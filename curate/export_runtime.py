@@ -6,6 +6,10 @@ relative to that input; :func:`to_image_pixels` maps them back to the original i
 (curate/boxes.py). The ONNX model carries its own normalisation and post-processing
 (trainer/export_graph.py); the torch side runs ``model.forward`` + ``model.postprocess`` as
 ``curate evaluate`` does.
+
+:class:`OnnxDetector` (what ``curate predict`` runs) refuses a file whose sidecar does not record a passed
+check against torch (:func:`require_passed_check`): a ``*.failed.onnx`` kept for a bug report, or a file
+whose export stopped before its check ended.
 """
 
 from __future__ import annotations
@@ -91,15 +95,20 @@ class TorchDetector:
 class OnnxDetector:
     """An ONNX file written by ``curate export`` and its JSON sidecar, run by ONNX Runtime on the CPU."""
 
-    def __init__(self, onnx_path: Path, *, threads: int | None = None):
+    def __init__(self, onnx_path: Path, *, threads: int | None = None, require_check: bool = True):
+        """``require_check=False`` only for ``curate export`` itself, which runs the file to check it."""
         import onnxruntime as ort
 
         self.path = Path(onnx_path)
         self.sidecar = read_sidecar(self.path)
+        if require_check:
+            require_passed_check(self.path, self.sidecar)
         self.classes = list(self.sidecar["classes"])
         source = self.sidecar["input"]
         self.spec = InputSpec(tuple(source["shape"][1:3]), source["resize_mode"])
-        self.score_threshold = float(self.sidecar["postprocess"]["score_threshold"])
+        postprocess = self.sidecar["postprocess"]
+        self.score_threshold = float(postprocess["score_threshold"])
+        self.nms_iou, self.top_k = float(postprocess["nms_iou"]), int(postprocess["top_k"])
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
@@ -128,6 +137,22 @@ def read_sidecar(onnx_path: Path) -> dict:
         raise CurateError(f"{path}: format/version is not {SIDECAR_FORMAT!r} {SIDECAR_VERSION}; fix: re-export "
                           "with `curate export RUN --onnx`")
     return sidecar
+
+
+def require_passed_check(onnx_path: Path, sidecar: dict) -> None:
+    """Refuse an ONNX file whose check against torch failed or never finished. An int8 sidecar (with
+    ``quantization``) is written only after its float model's check passed."""
+    if "quantization" in sidecar:
+        return
+    check = (sidecar.get("export_report") or {}).get("check") or {}
+    if check.get("ok") is True:
+        return
+    why = ("its check against torch failed" if check.get("ok") is False
+           else "its export stopped before the check against torch passed")
+    raise CurateError(f"{onnx_path}: {why} ({sidecar_path(onnx_path).name} has no passed \"check\"), so it "
+                      "must not be used; fix: re-export with `curate export RUN --onnx` and use the file it "
+                      "writes once the check passes (a failed check keeps its file as *.failed.onnx, for a bug "
+                      "report only)")
 
 
 def _checkpoint(run_dir: Path) -> Path:

@@ -5,14 +5,23 @@ image under IMAGES/ (recursively). Writes, with ``fmt="labelimg"``: ``<image ste
 which the model found something, in LabelImg's Pascal VOC XML (0-based pixel edges, curate/boxes.py), which
 LabelImg opens and ``curate import`` reads back. An existing XML is never replaced without ``overwrite``;
 no XML is written where nothing was found, because an empty XML would import as a reviewed negative.
+Images that share a stem in one folder (``a.jpg`` and ``a.png``) would share ``a.xml``, and neither LabelImg
+nor ``curate import`` can tell whose boxes it holds: they are skipped and listed (``stem_collisions``).
 With ``fmt="field"``: the detections (with ``confidence``) in a field of an existing dataset, on the samples
 whose filepath is one of the images; a sample whose field is already set is kept without ``overwrite``.
+
+With an ``.onnx`` model the post-processing is in the graph: ``score_threshold`` must be at least the
+exported one (applied again on the output), and ``nms_iou`` / ``top_k``, when given, must equal the exported
+ones (``None``: the model's own; for a run folder 0.45 and 200).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import math
+from collections import defaultdict
 
 import numpy as np
 
@@ -21,6 +30,8 @@ from curate.export_runtime import Detections, NetworkInput, open_detector, to_im
 
 FORMATS = ("labelimg", "field")
 MIN_BOX_SIDE_PX = 1  # a box thinner than one pixel after rounding is not worth a person's look
+DEFAULT_NMS_IOU = 0.45  # a run folder's, when --nms-iou is not given (an .onnx file has its own)
+DEFAULT_TOP_K = 200
 
 
 @dataclass
@@ -32,6 +43,7 @@ class PredictSummary:
     nothing_found: list[str] = field(default_factory=list)
     skipped_existing: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)  # field format: images that are not in the dataset
+    stem_collisions: list[str] = field(default_factory=list)  # labelimg: images sharing <stem>.xml, skipped
 
 
 @dataclass(frozen=True)
@@ -54,13 +66,15 @@ def find_images(folder: Path) -> list[Path]:
 
 
 def predict_folder(model: Path, images_dir: Path, *, fmt: str = "labelimg", dataset: str | None = None,
-                   field_name: str = "predictions", score_threshold: float = 0.5, nms_iou: float = 0.45,
-                   top_k: int = 200, overwrite: bool = False, progress: bool | None = None) -> PredictSummary:
+                   field_name: str = "predictions", score_threshold: float = 0.5, nms_iou: float | None = None,
+                   top_k: int | None = None, overwrite: bool = False, progress: bool | None = None) -> PredictSummary:
     if fmt not in FORMATS:
         raise CurateError(f"--format {fmt!r}: unknown; fix: pass one of {', '.join(FORMATS)}")
     images = find_images(images_dir)
-    detector = open_detector(Path(model), score_threshold=score_threshold, nms_iou=nms_iou, top_k=top_k)
-    _check_threshold(detector, score_threshold, model)
+    detector = open_detector(Path(model), score_threshold=score_threshold,
+                             nms_iou=DEFAULT_NMS_IOU if nms_iou is None else nms_iou,
+                             top_k=DEFAULT_TOP_K if top_k is None else top_k)
+    _check_postprocess(detector, model, score_threshold, nms_iou, top_k)
     if fmt == "labelimg":
         return _write_labelimg(detector, images, score_threshold, overwrite, progress)
     if not dataset:
@@ -68,12 +82,20 @@ def predict_folder(model: Path, images_dir: Path, *, fmt: str = "labelimg", data
     return _write_field(detector, images, dataset, field_name, score_threshold, overwrite, progress)
 
 
-def _check_threshold(detector, score_threshold: float, model: Path) -> None:
+def _check_postprocess(detector, model: Path, score_threshold: float, nms_iou: float | None,
+                       top_k: int | None) -> None:
+    """An exported model's thresholds are in its graph: refuse what it cannot honour rather than ignore it."""
     exported = getattr(detector, "score_threshold", score_threshold)
     if score_threshold < exported:
         raise CurateError(f"{model}: exported with score threshold {exported:g}, below which it drops boxes, "
                           f"so --score-threshold {score_threshold:g} cannot be honoured; fix: pass "
                           f"--score-threshold >= {exported:g}, or re-export with a lower --score-threshold")
+    for option, given, exported in (("--nms-iou", nms_iou, getattr(detector, "nms_iou", nms_iou)),
+                                    ("--top-k", top_k, getattr(detector, "top_k", top_k))):
+        if given is not None and not math.isclose(given, exported, rel_tol=0.0, abs_tol=1e-9):
+            raise CurateError(f"{model}: exported with {option} {exported:g}, which is in its graph, so {option} "
+                              f"{given:g} cannot be honoured; fix: leave {option} out to use {exported:g}, or "
+                              f"re-export with `curate export RUN --onnx {option} {given:g}`")
 
 
 def detect_image(detector, network_input: NetworkInput, path: Path, score_threshold: float) -> ImageBoxes:
@@ -95,6 +117,9 @@ def _write_labelimg(detector, images: list[Path], score_threshold: float, overwr
     from curate.progress import track
 
     summary = PredictSummary(images=len(images), target="LabelImg XML beside each image")
+    summary.stem_collisions = stem_collisions(images)
+    collided = set(summary.stem_collisions)
+    images = [image for image in images if str(image) not in collided]
     network_input = NetworkInput(detector.spec)
     for image in track(images, total=len(images), description="predict", enabled=progress):
         xml = image.with_suffix(".xml")
@@ -111,6 +136,15 @@ def _write_labelimg(detector, images: list[Path], score_threshold: float, overwr
         summary.written.append(str(xml))
         summary.boxes += len(boxes)
     return summary
+
+
+def stem_collisions(images: list[Path]) -> list[str]:
+    """Images that share ``<stem>.xml`` with another image of their folder (``a.jpg`` and ``a.png``): one XML
+    cannot hold both images' boxes, and LabelImg and ``curate import`` pair an XML with an image by stem."""
+    by_xml: dict[Path, list[Path]] = defaultdict(list)
+    for image in images:
+        by_xml[image.with_suffix(".xml")].append(image)
+    return [str(image) for group in by_xml.values() if len(group) > 1 for image in group]
 
 
 def _write_field(detector, images: list[Path], dataset_name: str, field_name: str, score_threshold: float,

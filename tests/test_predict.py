@@ -3,6 +3,8 @@ existing annotations are never replaced without --overwrite; the FiftyOne field 
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,6 +29,14 @@ ROUND_TRIP_PX = 1.0
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     return tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def onnx_path(run_dir, tmp_path_factory) -> Path:
+    """The tiny run exported below predict's threshold, so predict filters its output the same way."""
+    out = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    export_run(run_dir, out, ExportSettings(score_threshold=THRESHOLD / 2, timing_runs=2, warmup=1))
+    return out
 
 
 @pytest.fixture
@@ -93,9 +103,7 @@ def test_existing_xml_is_kept_unless_overwrite(run_dir, images, curate_cmd, cura
         assert str(image) in replaced.nothing_found and mine.read_bytes() == before
 
 
-def test_exported_onnx_writes_the_same_annotations_as_torch(run_dir, tmp_path, images):
-    onnx_path = tmp_path / "m.onnx"
-    export_run(run_dir, onnx_path, ExportSettings(score_threshold=THRESHOLD / 2, timing_runs=2, warmup=1))
+def test_exported_onnx_writes_the_same_annotations_as_torch(run_dir, onnx_path, tmp_path, images):
     torch_copy = tmp_path / "torch"
     subprocess.run(["cp", "-r", str(images), str(torch_copy)], check=True)
     predict_folder(run_dir, torch_copy, score_threshold=THRESHOLD, progress=False)
@@ -106,6 +114,70 @@ def test_exported_onnx_writes_the_same_annotations_as_torch(run_dir, tmp_path, i
         assert (torch_copy / relative).read_bytes() == (images / relative).read_bytes(), relative
     with pytest.raises(CurateError, match=r"exported with score threshold 0\.05.*fix: pass --score-threshold >= 0\.05"):
         predict_folder(onnx_path, images, score_threshold=0.01, overwrite=True, progress=False)
+
+
+def test_onnx_model_refuses_nms_iou_and_top_k_it_was_not_exported_with(onnx_path, images, curate_cmd,
+                                                                      curate_env):
+    with pytest.raises(CurateError, match=r"m\.onnx: exported with --nms-iou 0\.45, which is in its graph, so "
+                       r"--nms-iou 0\.6 cannot be honoured; fix: leave --nms-iou out .* --nms-iou 0\.6`"):
+        predict_folder(onnx_path, images, score_threshold=THRESHOLD, nms_iou=0.6, progress=False)
+    with pytest.raises(CurateError, match=r"exported with --top-k 200.*fix: .*re-export with `curate export RUN "
+                       r"--onnx --top-k 10`"):
+        predict_folder(onnx_path, images, score_threshold=THRESHOLD, top_k=10, progress=False)
+    assert not list(images.rglob("*.xml"))
+    same = predict_folder(onnx_path, images, score_threshold=THRESHOLD, nms_iou=0.45, top_k=200, progress=False)
+    assert same.written
+    result = subprocess.run(curate_cmd + ["predict", str(onnx_path), str(images), "--score-threshold", str(THRESHOLD),
+                                          "--nms-iou", "0.3", "--overwrite", "--no-progress"],
+                            capture_output=True, text=True, env={**curate_env, "COLUMNS": "1000"}, timeout=300)
+    assert result.returncode == 1 and "--nms-iou 0.3 cannot be honoured" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("report", [{"check": {"ok": False}}, None], ids=["check failed", "check never finished"])
+def test_predict_refuses_an_onnx_file_whose_check_did_not_pass(onnx_path, images, tmp_path, report):
+    model = tmp_path / "model.onnx"
+    shutil.copy(onnx_path, model)
+    sidecar = json.loads(onnx_path.with_suffix(".json").read_text())
+    if report is None:
+        del sidecar["export_report"]
+    else:
+        sidecar["export_report"] = report
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(CurateError, match=r"model\.onnx: its (check against torch failed|export stopped before the "
+                       r"check against torch passed).*must not be used; fix: re-export"):
+        predict_folder(model, images, score_threshold=THRESHOLD, progress=False)
+    assert not list(images.rglob("*.xml"))
+
+
+def test_images_sharing_a_stem_are_skipped_and_listed_never_merged(run_dir, tmp_path, curate_cmd, curate_env):
+    folder = tmp_path / "photos"
+    write_images(folder, 3, seed=5)
+    detector = TorchDetector(run_dir, score_threshold=THRESHOLD, nms_iou=0.45, top_k=200)
+    found = [p for p in sorted(folder.glob("*.jpg"))
+             if detect_image(detector, NetworkInput(detector.spec), p, THRESHOLD).labels]
+    assert found, "the tiny model should find something in one of three images"
+    first = next(p for p in sorted(folder.glob("*.jpg")) if p != found[0])
+    twin = first.with_suffix(".png")  # a.jpg and a.png: other pixels (with boxes), the one a.xml LabelImg reads
+    from PIL import Image
+
+    from curate.predict import stem_collisions
+
+    Image.open(found[0]).save(twin)
+    assert stem_collisions(sorted(folder.iterdir())) == [str(first), str(twin)]
+    summary = predict_folder(run_dir, folder, score_threshold=THRESHOLD, progress=False)
+    assert summary.stem_collisions == [str(first), str(twin)] and summary.images == 4
+    assert not first.with_suffix(".xml").exists()
+    assert str(found[0].with_suffix(".xml")) in summary.written  # the other images as usual
+    assert len(summary.written) + len(summary.nothing_found) == 2
+    mine = make_labelimg_xml(first.with_suffix(".xml"), first.name, (96, 96), [box("person-drawn", 1, 2, 30, 40)])
+    before = mine.read_bytes()
+    result = subprocess.run(curate_cmd + ["predict", str(run_dir), str(folder), "--score-threshold", str(THRESHOLD),
+                                          "--overwrite", "--no-progress"],
+                            capture_output=True, text=True, env={**curate_env, "COLUMNS": "1000"}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 skipped, same name as another image in its folder" in result.stdout
+    assert first.name in result.stdout and twin.name in result.stdout and "rename" in result.stdout
+    assert mine.read_bytes() == before  # neither image's boxes went into the other's (or the person's) XML
 
 
 def test_field_format_writes_detections_matched_by_filepath(run_dir, images, tmp_path, dataset_name):

@@ -29,7 +29,8 @@ def export_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Export a trained SSD with its post-processing (decode, threshold, top-k, NMS) for deployment,
-    then check ONNX Runtime against torch on real images and time both."""
+    then check ONNX Runtime against torch on real images and time both. The file takes its name only once
+    the check passes; a failing one is kept as NAME.failed.onnx."""
     from curate.cli.render import console
     from curate.export import ExportSettings, export_run
 
@@ -57,6 +58,13 @@ def summary_lines(report: dict) -> list[str]:
     if report.get("voc_map50"):
         lines.append(f"VOC mAP@0.5 at score > {report['voc_map50']['at_score_threshold']:g} on "
                      f"{report['voc_map50']['images']} images: {report['voc_map50']['onnx']:.3f}")
+    notes = report.get("ground_truth_notes") or []
+    if notes:
+        from rich.markup import escape
+
+        more = f" and {len(notes) - 1} more" if len(notes) > 1 else ""
+        lines.append(f"[yellow]{len(notes)} check image(s) without ground truth[/] (their XML is unreadable; "
+                     f"mAP leaves them out): {escape(notes[0])}{more}")
     for mode, q in (report.get("quantized") or {}).items():
         found = q["agreement_with_float"]
         map_text = f", mAP {q['voc_map50']:.3f}" if q["voc_map50"] is not None else ""

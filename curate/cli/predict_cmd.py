@@ -18,7 +18,13 @@ def predict_command(
     dataset: str = typer.Option(None, "--dataset", help="With --format field: the dataset holding the images."),
     field: str = typer.Option("predictions", "--field", help="With --format field: the field to write."),
     score_threshold: float = typer.Option(0.5, "--score-threshold", min=0.0, max=1.0,
-                                          help="Keep detections scoring above this."),
+                                          help="Keep detections scoring above this (with an .onnx model: at "
+                                          "least its exported threshold)."),
+    nms_iou: float = typer.Option(None, "--nms-iou", min=0.0, max=1.0,
+                                  help="NMS IoU threshold (default: 0.45; an .onnx model's is in its graph, so "
+                                  "only that value is accepted)."),
+    top_k: int = typer.Option(None, "--top-k", min=1, help="Detections kept per image (default: 200; an .onnx "
+                              "model's is in its graph, so only that value is accepted)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing XML files / field values."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -28,10 +34,13 @@ def predict_command(
     from curate.predict import predict_folder
 
     summary = predict_folder(model, images, fmt=fmt, dataset=dataset, field_name=field,
-                             score_threshold=score_threshold, overwrite=overwrite, progress=None if progress else False)
+                             score_threshold=score_threshold, nms_iou=nms_iou, top_k=top_k, overwrite=overwrite,
+                             progress=None if progress else False)
     console.print(f"{summary.images} images: {len(summary.written)} written ({summary.target}), "
                   f"{summary.boxes} boxes; nothing found in {len(summary.nothing_found)}")
-    for label, paths, fix in (("skipped, already annotated", summary.skipped_existing, "pass --overwrite to replace"),
+    for label, paths, fix in (("skipped, same name as another image in its folder", summary.stem_collisions,
+                               "LabelImg keeps one <name>.xml for both; rename them apart, then run predict again"),
+                              ("skipped, already annotated", summary.skipped_existing, "pass --overwrite to replace"),
                               ("not in the dataset", summary.unmatched, "`curate import` them first")):
         if paths:
             shown = ", ".join(paths[:SHOWN]) + (f" and {len(paths) - SHOWN} more" if len(paths) > SHOWN else "")
