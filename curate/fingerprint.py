@@ -1,8 +1,9 @@
 """Fingerprints of what a `curate run` stage reads, and the words for what changed.
 
 A stage's fingerprint is the hash of (the recipe settings it reads, the fingerprint of the stage before
-it, and what it reads from outside the recipe: for import, every source file's name, size and mtime).
-Nothing here touches the database.
+it, and what it reads from outside the recipe: for import, every source file's name, size and mtime and
+the dataset's id; for train, the dataset's tag and label counts and box-coordinate sum — see
+curate/pipeline.py). Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ def digest(value) -> str:
 
 
 def folder_listing(folder: Path) -> dict:
-    """Every file under ``folder`` (links followed) as (relative name, size, mtime in ns), summarised:
-    ``{"files", "bytes", "digest"}`` — the digest changes when a file appears, goes, grows or is touched."""
+    """Every file under ``folder`` as (relative name, size, mtime in ns), summarised:
+    ``{"files", "bytes", "digest"}`` — the digest changes when a file appears, goes, grows or is touched.
+
+    Walked as import walks it (curate/formats/files.py ``walk_files``): links to folders are not followed
+    (import never reads what is under them, and a link to a parent would loop); a link to a file counts
+    with its target's size and mtime."""
     entries = []
-    for root, dirs, files in os.walk(folder, followlinks=True):
+    for root, dirs, files in os.walk(folder, followlinks=False):
         dirs.sort()
         for name in sorted(files):
             path = Path(root) / name

@@ -4,12 +4,22 @@ skipped when what it reads is unchanged since its last successful run.
 Reads: the recipe, the sources' files, the dataset. Writes: what each stage writes
 (curate/pipeline_stages.py) and ``RUN/pipeline.json`` (curate/pipeline_state.py).
 
-A stage's fingerprint hashes the recipe keys it reads, the fingerprint of the stage before it, and (for
-import) the source files' names, sizes and mtimes plus the dataset's identity; a stage runs when its
-fingerprint differs from the one recorded after its last successful run, when it never finished, or when
-forced. Since every fingerprint includes the one before it, a change re-runs that stage and every later
-one — unless the re-run stage ends with the same fingerprint (e.g. ``--force clean`` with nothing
-changed), in which case the later stages stay skipped.
+A stage's fingerprint hashes exactly three things:
+
+- the recipe keys it reads (``Stage.settings``);
+- the fingerprint of the stage before it;
+- its inputs from outside the recipe (``Stage.inputs``): for import, each source (and ``images``) folder's
+  file listing — relative name, size and mtime of every file, links not followed, as the import walks
+  them — plus the dataset's id; for train, a summary of the dataset the manifest is made of: sample tag
+  counts, ground-truth label counts and the sum of the box coordinates. The other stages have none.
+
+So the dataset's content is seen only through import's file listing and train's summary: a change made
+outside `curate run` (`curate negatives --mine`, `curate clean --fix`, `curate labels --map`) re-runs
+train, evaluate and report, never clean or balance. A stage runs when its fingerprint differs from the one
+recorded after its last successful run, when it never finished, or when forced (a forced train starts
+afresh, never from ``last.pt``). Since every fingerprint includes the one before it, a change re-runs that
+stage and every later one — unless the re-run stage ends with the same fingerprint (e.g. ``--force clean``
+with nothing changed), in which case the later stages stay skipped.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ STAGES = (
     ps.Stage("clean", lambda r: ps._sections(r, "clean"), ps.run_clean_stage),
     ps.Stage("balance", lambda r: ps._sections(r, "balance"), ps.run_balance_stage),
     ps.Stage("anchors", ps.anchors_settings, ps.run_anchors_stage, off=ps.anchors_off),
-    ps.Stage("train", ps.train_settings, ps.run_train_stage),
+    ps.Stage("train", ps.train_settings, ps.run_train_stage, inputs=ps.train_inputs),
     ps.Stage("evaluate", ps.evaluate_settings, ps.run_evaluate_stage),
     ps.Stage("report", lambda r: {}, ps.run_report_stage, off=ps.report_off),
 )
@@ -79,7 +89,7 @@ def decide(stage: ps.Stage, ctx: ps.RunContext, record: dict, upstream: str, for
     if off:
         return Decision(stage.name, "off", off, fingerprint, settings, inputs)
     reason = _why_run(record, settings, inputs, upstream, fingerprint, forced, before)
-    ctx.fingerprint = fingerprint
+    ctx.fingerprint, ctx.forced = fingerprint, forced
     if reason and stage.name == "train" and ps.resumable(ctx):
         reason += f"; training resumes from last.pt (epoch {len(ps.metric_rows(ctx.run_dir))} logged)"
     if reason:
@@ -110,6 +120,12 @@ def _why_run(record: dict, settings, inputs, upstream, fingerprint, forced: bool
 
 
 def _inputs_changed(old: dict, new: dict) -> str:
+    summary = [key for key in ps.DATASET_SUMMARY if key in new and old.get(key) != new.get(key)]
+    if summary:
+        if not any(key in old for key in ps.DATASET_SUMMARY):
+            return "dataset changed: " + "/".join(summary) + " (not recorded by the last run)"
+        return "dataset changed: " + "; ".join(_summary_change(key, old.get(key), new.get(key))
+                                                for key in summary)
     if old.get("dataset_id") != new.get("dataset_id"):
         return "dataset missing or re-created" if new.get("dataset_id") is None or old.get("dataset_id") \
             else "dataset not imported yet"
@@ -118,6 +134,17 @@ def _inputs_changed(old: dict, new: dict) -> str:
     if after != before:
         return f"source files: {after} (was {before})"
     return "source files changed (sizes or times)"
+
+
+def _summary_change(key: str, old, new, limit: int = 3) -> str:
+    """``tags hard_negative 0 -> 12, negative_selected 0 -> 12`` (at most ``limit`` named)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return key if key != "boxes" else "boxes (coordinates edited)"
+    changes = [f"{name} {old.get(name, 0)} -> {new.get(name, 0)}" for name in sorted(set(old) | set(new))
+               if old.get(name, 0) != new.get(name, 0)]
+    if len(changes) > limit:
+        changes = changes[:limit] + [f"and {len(changes) - limit} more"]
+    return f"{key} " + ", ".join(changes)
 
 
 @dataclass

@@ -39,6 +39,7 @@ class RunContext:
     progress: bool | None = None
     previous: dict = field(default_factory=dict)  # the running stage's last record
     fingerprint: str = ""  # the running stage's fingerprint
+    forced: bool = False  # the running stage was forced (--force / --from): it starts afresh
 
     @property
     def dataset(self) -> str:
@@ -219,6 +220,36 @@ def train_settings(recipe: Recipe) -> dict:
     return _sections(recipe, "dataset", "model", "anchors", "data", "augment", "loss", "train")
 
 
+DATASET_SUMMARY = ("tags", "labels", "boxes")
+
+
+def train_inputs(ctx: RunContext) -> dict:
+    """A cheap summary of what the manifest is made of, so a change made outside `curate run` between two
+    runs (`curate negatives --mine`, `curate clean --fix`, `curate labels --map`, ...) re-runs train:
+    ``tags`` (sample tag -> count: splits, quarantine, the balanced selection, chosen negatives),
+    ``labels`` (ground-truth label -> boxes) and ``boxes`` (the sum of every ground-truth box's
+    coordinates, rounded: clipped or rescaled boxes). All three are None while the dataset is missing."""
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+
+    from curate import schema
+
+    if not ctx.dataset or not fo.dataset_exists(ctx.dataset):
+        return dict.fromkeys(DATASET_SUMMARY)
+    dataset = fo.load_dataset(ctx.dataset)
+    aggregations = [fo.CountValues("tags")]
+    if schema.GROUND_TRUTH in dataset.get_field_schema():
+        aggregations += [fo.CountValues(f"{schema.GROUND_TRUTH}.detections.label"),
+                         fo.Sum(f"{schema.GROUND_TRUTH}.detections[]", expr=F("bounding_box").sum())]
+    tags, labels, boxes = [*dataset.aggregate(aggregations), {}, 0.0][:3]
+    return {"tags": _counts(tags), "labels": _counts(labels), "boxes": round(float(boxes or 0.0), 6)}
+
+
+def _counts(counts: dict) -> dict:
+    """JSON-stable: string keys (a missing label counts as "None"), sorted."""
+    return {str(key): int(value) for key, value in sorted(counts.items(), key=lambda kv: str(kv[0]))}
+
+
 def training_recipe(ctx: RunContext) -> Recipe:
     overrides = fitted_anchors(ctx.data_dir) if ctx.recipe.anchors.fit else {}
     return with_overrides(ctx.recipe, overrides, where=str(ctx.data_dir / ANCHORS_FILE)) if overrides \
@@ -226,9 +257,11 @@ def training_recipe(ctx: RunContext) -> Recipe:
 
 
 def resumable(ctx: RunContext) -> bool:
-    """The same training was interrupted (or failed) and left a checkpoint to continue from."""
+    """The same training was interrupted (or failed) and left a checkpoint to continue from, and the
+    stage is not forced (a forced stage starts afresh)."""
     prev = ctx.previous
-    return (prev.get("status") in ("running", "failed") and prev.get("fingerprint") == ctx.fingerprint
+    return (not ctx.forced and prev.get("status") in ("running", "failed")
+            and prev.get("fingerprint") == ctx.fingerprint
             and (ctx.run_dir / "last.pt").is_file() and (ctx.run_dir / "manifest.jsonl").is_file())
 
 
@@ -241,7 +274,9 @@ def run_train_stage(ctx: RunContext) -> dict:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     recipe_path = ctx.run_dir / PIPELINE_RECIPE
     recipe_path.write_text(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
-    if not resume:
+    if resume:
+        _drop_partial_line(ctx.run_dir / "metrics.jsonl")  # the trainer appends: no row glued to half a row
+    else:
         for name in TRAINING_OUTPUTS:  # a fresh run: metrics.jsonl is appended to, so start it empty
             (ctx.run_dir / name).unlink(missing_ok=True)
     manifest, _ = prepare_manifest(recipe, ctx.dataset, ctx.run_dir, reuse=resume)
@@ -254,8 +289,30 @@ def run_train_stage(ctx: RunContext) -> dict:
 
 
 def metric_rows(run_dir: Path) -> list[dict]:
+    """The rows of ``metrics.jsonl``; a line that is not a JSON object (a run killed mid-write) is
+    skipped, as curate/report_html.py's ``load_history`` does."""
     path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines() if path.is_file() else [], 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            log.warning("%s: line %d is not JSON (a run killed mid-write?); skipped", path, number)
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut what follows the last newline (half a row written when the run was killed)."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[:data.rfind(b"\n") + 1])
 
 
 def _epochs_logged(run_dir: Path) -> int:
@@ -266,7 +323,7 @@ def training_summary(run_dir: Path) -> dict:
     rows = metric_rows(run_dir)
     validated = [r for r in rows if "map50" in r]
     speeds = [r["images_per_second"] for r in rows if r.get("images_per_second")]
-    return {"epochs": len(rows), "train_loss": rows[-1]["train_loss"] if rows else None,
+    return {"epochs": len(rows), "train_loss": rows[-1].get("train_loss") if rows else None,
             "best_val_map50": max((r["map50"] for r in validated), default=None),
             "eval_minus_train_loss": validated[-1].get("eval_minus_train_loss") if validated else None,
             "images_per_second": sum(speeds) / len(speeds) if speeds else None}

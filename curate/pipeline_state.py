@@ -3,12 +3,13 @@
 Layout::
 
     {"state_version": 1, "stages": {"train": {"status": "done" | "running" | "failed",
-        "fingerprint": "...", "settings": {...the recipe keys it read...}, "inputs": {...files...},
+        "fingerprint": "...", "settings": {...the recipe keys it read...}, "inputs": {...import: files;
+        train: the dataset's tag / label counts and box sum...},
         "upstream": "...", "started_at": "...", "finished_at": "...", "seconds": 12.3,
         "summary": {...what it produced...}, "error": "..."}, ...}}
 
 A stage is marked ``running`` before it starts, so a crash or a kill leaves ``running`` behind and the
-next run starts again there (training then resumes from its last checkpoint).
+next run starts again there (training then resumes from its last checkpoint, unless train is forced).
 """
 
 from __future__ import annotations

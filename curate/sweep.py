@@ -19,6 +19,7 @@ import yaml
 
 from curate import pipeline_stages as ps
 from curate.errors import CurateError
+from curate.fingerprint import digest
 from curate.pipeline import DATA_STAGES, MODEL_STAGES, STAGES, Decision, Pipeline
 from curate.pipeline_state import PipelineState
 from curate.recipe import Recipe, with_overrides
@@ -85,26 +86,58 @@ def check_sweepable(key: str, recipe: Recipe) -> None:
 def make_variants(recipe: Recipe, sets: list[tuple[str, list]], *, epochs: int | None = None) -> list[Variant]:
     if not sets:
         raise CurateError("nothing to sweep; fix: --set KEY=V1,V2 (e.g. --set train.lr=0.02,0.04)")
-    for key, _ in sets:
+    for key, values in sets:
         check_sweepable(key, recipe)
+        if epochs and _sets_epochs(key, values):
+            raise CurateError(f"--epochs {epochs} and --set {key}=... both set train.epochs; fix: keep "
+                              "one (--set train.epochs=... to sweep it, --epochs N for every variant)")
     keys = [key for key, _ in sets]
     variants = []
     for values in itertools.product(*(v for _, v in sets)):
         settings = dict(zip(keys, values))
         overrides = {**settings, **({"train.epochs": epochs} if epochs else {})}
         variants.append(Variant(variant_name(settings), settings, with_overrides(recipe, overrides)))
+    _unique_names(variants)
     return variants
 
 
+def _sets_epochs(key: str, values: list) -> bool:
+    return key == "train.epochs" or (key == "train" and any(isinstance(v, dict) and "epochs" in v
+                                                            for v in values))
+
+
+MAX_NAME = 100  # characters before the hash: far below a file system's 255
+
+
 def variant_name(settings: dict) -> str:
-    """A folder name that says the settings: ``lr-0.02_neg_pos_ratio-3``."""
+    """A folder name that says the settings: ``lr-0.02_neg_pos_ratio-3``. When characters had to be left
+    out (``a/b`` -> ``ab``) or the name is longer than MAX_NAME, it is cut to MAX_NAME and ends with a
+    short hash of the settings (``name-1a2b3c4d``), so it stays unique and a valid folder name; it
+    depends only on these settings, so a re-run finds the same folder."""
     leaves = [k.split(".")[-1] for k in settings]
     parts = []
     for (key, value), leaf in zip(settings.items(), leaves):
         label = leaf if leaves.count(leaf) == 1 else key.replace(".", "_")
         text = "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
         parts.append(f"{label}-{text}")
-    return re.sub(r"[^A-Za-z0-9._-]+", "", "_".join(parts))
+    raw = "_".join(parts)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "", raw)
+    return _with_hash(name, settings) if name != raw or len(name) > MAX_NAME else name
+
+
+def _with_hash(name: str, settings: dict) -> str:
+    return f"{name[:MAX_NAME]}-{digest(settings)[:8]}"
+
+
+def _unique_names(variants: list[Variant]) -> None:
+    """Different settings written the same way (``[1, 2]`` and ``"1x2"``, or names that differ only in
+    case, one folder on macOS and Windows) get their hash too."""
+    seen: dict[str, int] = {}
+    for variant in variants:
+        seen[variant.name.lower()] = seen.get(variant.name.lower(), 0) + 1
+    for variant in variants:
+        if seen[variant.name.lower()] > 1:
+            variant.name = _with_hash(variant.name, variant.settings)
 
 
 def run_sweep(recipe: Recipe, recipe_path: Path, out: Path, variants: list[Variant], *,

@@ -1,7 +1,9 @@
 """`curate run`: real stages on generated LabelImg folders in the test database, real (tiny) training.
 
 A full run, then a re-run that skips every stage; a changed setting re-runs only train -> evaluate ->
-report; a new source file re-runs from import; a run killed mid-training resumes from its checkpoint.
+report; a new source file re-runs from import; a change to the dataset made outside `curate run` (tags,
+labels, boxes) re-runs train; a run killed mid-training (half a metrics row written) resumes from its
+checkpoint, unless train is forced.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import yaml
 
 from curate.errors import CurateError
 from curate.fingerprint import changed_settings, folder_listing
+from curate.formats.files import walk_files
 from curate.pipeline import forced_stages, make_pipeline
+from curate.pipeline_state import PipelineState
 from curate.recipe import load_recipe, with_overrides
 from curate.synth import write_labelimg_folder
 
@@ -111,6 +115,34 @@ def test_a_changed_setting_and_a_new_file_rerun_only_what_depends_on_them(tmp_pa
                                   "train": "run", "evaluate": "run", "report": "run"}
     assert decisions[0].summary["added"] == 1
 
+    # the dataset changed outside `curate run`: train (and what follows) runs again, nothing before it
+    import fiftyone as fo
+
+    from curate import schema
+    from curate.labels import apply_mapping
+
+    dataset = fo.load_dataset(dataset_name)
+    mined = dataset.take(3, seed=0)  # as `curate negatives --mine` tags background images
+    mined.tag_samples([schema.TAG_HARD_NEGATIVE, schema.TAG_NEGATIVE_SELECTED])
+    plan = make_pipeline(faster, recipe_path, run_dir, progress=False).plan()
+    assert actions(plan) == {"import": "skip", "clean": "skip", "balance": "skip", "anchors": "off",
+                             "train": "run", "evaluate": "run", "report": "run"}
+    assert plan[4].reason == "dataset changed: tags hard_negative 0 -> 3, negative_selected 0 -> 3"
+    mined.untag_samples([schema.TAG_HARD_NEGATIVE, schema.TAG_NEGATIVE_SELECTED])
+    assert actions(make_pipeline(faster, recipe_path, run_dir).plan())["train"] == "skip"
+
+    label = dataset.distinct("ground_truth.detections.label")[0]
+    apply_mapping(dataset, {label: "renamed"})  # `curate labels --map`
+    assert make_pipeline(faster, recipe_path, run_dir).plan()[4].reason.startswith("dataset changed: labels ")
+    apply_mapping(dataset, {"renamed": label})
+
+    sample = dataset.match(fo.ViewField("ground_truth.detections").length() > 0).first()
+    x, y, w, h = sample.ground_truth.detections[0].bounding_box  # `curate clean --fix` clips a box
+    sample.ground_truth.detections[0].bounding_box = [x, y, w / 2, h]
+    sample.save()
+    assert make_pipeline(faster, recipe_path, run_dir).plan()[4].reason == \
+        "dataset changed: boxes (coordinates edited)"
+
 
 def _train_epochs_logged(run_dir: Path) -> int:
     path = run_dir / "metrics.jsonl"
@@ -135,6 +167,8 @@ def test_a_run_killed_mid_training_resumes_from_its_checkpoint(tmp_path, data, d
     assert state["train"]["status"] == "running" and "evaluate" not in state
     killed_at = _train_epochs_logged(run_dir)
     assert 1 <= killed_at < 6, "the run was not interrupted mid-training"
+    with (run_dir / "metrics.jsonl").open("a") as handle:
+        handle.write('{"epoch": 99, "train_lo')  # as if killed while writing a row
 
     plan = make_pipeline(load_recipe(recipe_path), recipe_path, run_dir, progress=False).plan()
     assert "interrupted" in plan[4].reason and "resumes from last.pt" in plan[4].reason
@@ -153,6 +187,25 @@ def test_dry_run_says_never_ran_and_runs_nothing(tmp_path, data, dataset_name):
         ("import", "run", "never ran"), ("clean", "run", "never ran"), ("balance", "run", "never ran"),
         ("anchors", "run", "never ran"), ("train", "run", "never ran")]
     assert not (tmp_path / "run" / "pipeline.json").exists()
+
+
+def test_a_failed_train_resumes_unless_forced_and_half_a_metrics_row_is_skipped(tmp_path, data,
+                                                                                dataset_name):
+    recipe_path = write_recipe(tmp_path, dataset_name, data)
+    recipe, run_dir = load_recipe(recipe_path), tmp_path / "run"
+    train = make_pipeline(recipe, recipe_path, run_dir).plan()[4]
+    state = PipelineState.load(run_dir)  # train with this fingerprint was interrupted after epoch 1
+    state.mark_running("train", fingerprint=train.fingerprint, settings=train.settings, inputs=train.inputs)
+    state.mark_failed("train", "KeyboardInterrupt: ")
+    for name in ("last.pt", "manifest.jsonl"):
+        (run_dir / name).write_bytes(b"")
+    (run_dir / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 2.5}\n{"epoch": 2, "train_lo')
+
+    plan = make_pipeline(recipe, recipe_path, run_dir).plan()
+    assert plan[4].reason == ("failed last time (KeyboardInterrupt: ); training resumes from last.pt "
+                              "(epoch 1 logged)")
+    forced = make_pipeline(recipe, recipe_path, run_dir, forced={"train"}).plan()
+    assert forced[4].reason == "forced"  # starts afresh: --force never resumes
 
 
 def test_a_missing_source_folder_names_the_recipe_and_the_source(tmp_path, dataset_name):
@@ -175,6 +228,20 @@ def test_folder_listing_sees_new_and_touched_files(tmp_path):
     assert (added["files"], added["digest"] != before["digest"]) == (2, True)
     os.utime(tmp_path / "a.xml", ns=(1, 1))
     assert folder_listing(tmp_path)["digest"] != added["digest"]
+
+
+def test_folder_listing_walks_as_import_does_without_following_links(tmp_path):
+    folder, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    (folder / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    for path in (folder / "a.xml", folder / "sub" / "b.xml", elsewhere / "c.xml"):
+        path.write_text("<x/>")
+    (folder / "sub" / "up").symlink_to(folder)  # a loop
+    (folder / "other").symlink_to(elsewhere)  # a folder import does not read
+    (folder / "c.xml").symlink_to(elsewhere / "c.xml")  # a linked file: import reads it
+    listing = folder_listing(folder)
+    assert listing["files"] == len(list(walk_files(folder))) == 3
+    assert listing["bytes"] == 3 * len("<x/>")
 
 
 def test_changed_settings_names_each_key():

@@ -60,6 +60,25 @@ def test_variants_are_the_cartesian_product_checked_like_recipes(tmp_path):
         make_variants(recipe, [parse_set("train.lr=0.02,-1")])
 
 
+def test_variant_names_are_unique_short_and_stable(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, "d", tmp_path))
+    sets = [parse_set("data.val_split=a/b,ab,Val,val," + "x" * 300)]
+    names = [v.name for v in make_variants(recipe, sets)]
+    assert len({n.lower() for n in names}) == 5, names  # one folder each, on any file system
+    assert names[1] == "val_split-ab" and names[0].startswith("val_split-ab-")  # a/b lost a character
+    assert names[2].startswith("val_split-Val-") and names[3].startswith("val_split-val-")  # case only
+    assert max(len(n) for n in names) <= 110 and len(names[4]) > 100
+    assert [v.name for v in make_variants(recipe, sets)] == names
+    assert make_variants(recipe, [parse_set("data.val_split=a/b")])[0].name == names[0]
+
+
+def test_epochs_and_a_swept_train_epochs_are_refused_together(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, "d", tmp_path))
+    with pytest.raises(CurateError, match="--epochs 2 and --set train.epochs=... both set train.epochs; fix"):
+        make_variants(recipe, [parse_set("train.epochs=3,5")], epochs=2)
+    assert [v.recipe.train.epochs for v in make_variants(recipe, [parse_set("train.epochs=3,5")])] == [3, 5]
+
+
 def test_keys_of_the_shared_data_stages_cannot_vary(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path, "d", tmp_path, fit=True))
     with pytest.raises(CurateError, match="share one dataset.*fix"):
