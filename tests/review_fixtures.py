@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from curate.db_private import free_port
+
 # unique: on a shared machine FiftyOne may attach to another user's running database service
 DATASET = f"test-review-{uuid.uuid4().hex[:8]}"
 IMAGES = 24
@@ -155,17 +157,9 @@ def database_env(env: dict) -> dict:
     return {**env, "FIFTYONE_DATABASE_URI": f"mongodb://{host}:{port}"}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class ReviewProcess:
-    process: "subprocess.Popen"
+    process: object  # subprocess.Popen
     port: int
     lines: list[str]
     url: str
