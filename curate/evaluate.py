@@ -48,26 +48,29 @@ def load_run(run_dir: Path):
     return model.eval(), recipe, list(saved["classes"])
 
 
+def network_input(pipeline, filepaths: list[str]):
+    """The images at ``filepaths`` through the recipe's eval ``pipeline`` (resize), normalised: ``[N, 3, H, W]``."""
+    from trainer.data import load_rgb, normalise
+
+    empty = {"bboxes": np.zeros((0, 4)), "labels": np.zeros(0)}
+    return normalise(np.stack([pipeline(image=load_rgb(path), **empty)["image"] for path in filepaths]))
+
+
 def predict(model, recipe, rows, *, score_threshold: float, nms_iou: float,
             progress: bool | None = False) -> tuple[list[dict], dict]:
     """Detections in each original image's pixels, and the milliseconds per image spent per stage."""
     import torch
 
     from curate.progress import track
-
     from trainer.build import eval_pipeline
-    from trainer.data import NORMALISE_MEAN, NORMALISE_STD, load_rgb
 
     pipeline, timing = eval_pipeline(recipe), {"preprocess": 0.0, "forward": 0.0, "postprocess": 0.0}
-    mean, std = torch.tensor(NORMALISE_MEAN).view(3, 1, 1), torch.tensor(NORMALISE_STD).view(3, 1, 1)
     out = []
     starts = range(0, len(rows), BATCH)
     for start in track(starts, total=len(starts), description="predict", unit="batch", enabled=progress):
         batch = rows[start:start + BATCH]
         t0 = time.perf_counter()
-        images = [pipeline(image=load_rgb(r["filepath"]), bboxes=np.zeros((0, 4)), labels=np.zeros(0))["image"]
-                  for r in batch]
-        tensor = (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+        tensor = network_input(pipeline, [r["filepath"] for r in batch])
         t1 = time.perf_counter()
         with torch.no_grad():
             cls_logits, loc = model(tensor)

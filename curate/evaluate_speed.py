@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
 SPEED_IMAGES = 16  # images timed per batch size; enough for a stable median on CPU
 WARMUP = 2
 
@@ -32,15 +30,10 @@ def measure_speed(model, recipe, filepaths: list[str], checkpoint: Path, *, batc
 def _preprocessed(recipe, filepaths: list[str]):
     import torch
 
+    from curate.evaluate import network_input
     from trainer.build import eval_pipeline
-    from trainer.data import NORMALISE_MEAN, NORMALISE_STD, load_rgb
 
-    pipeline = eval_pipeline(recipe)
-    images = [pipeline(image=load_rgb(p), bboxes=np.zeros((0, 4)), labels=np.zeros(0))["image"] for p in filepaths]
-    if not images:
-        return torch.zeros(0)
-    mean, std = torch.tensor(NORMALISE_MEAN).view(3, 1, 1), torch.tensor(NORMALISE_STD).view(3, 1, 1)
-    return (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+    return network_input(eval_pipeline(recipe), filepaths) if filepaths else torch.zeros(0)
 
 
 def _images_per_second(model, tensor, batch: int, score_threshold: float, nms_iou: float) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from curate import schema
 
 HIGH_CONFIDENCE = 0.5  # a false positive above this is worth a person's look (and the confusion matrix's cut)
+CLEAN_VIEW_PREFIX = "clean-"
 POOR_LOCALISATION_IOU = 0.1  # a false positive overlapping its object at least this much was a localisation miss
 
 
@@ -34,14 +35,14 @@ def clean_views(dataset) -> dict:
     """What `curate clean` found, for the same review session: quarantined samples, duplicate groups."""
     from fiftyone import ViewField as F
 
-    views = {"clean-quarantined": dataset.match_tags(schema.TAG_QUARANTINE)}
+    views = {f"{CLEAN_VIEW_PREFIX}quarantined": dataset.match_tags(schema.TAG_QUARANTINE)}
     flat = dataset.get_field_schema()
     groups = [name for name in (schema.EXACT_DUPLICATE_GROUP, schema.NEAR_DUPLICATE_GROUP) if name in flat]
     if groups:
         condition = F(groups[0]) != None  # noqa: E711
         for name in groups[1:]:
             condition = condition | (F(name) != None)  # noqa: E711
-        views["clean-duplicates"] = dataset.match(condition).sort_by(groups[-1])
+        views[f"{CLEAN_VIEW_PREFIX}duplicates"] = dataset.match(condition).sort_by(groups[-1])
     return views
 
 

@@ -70,24 +70,20 @@ class TorchDetector:
     """A run folder's model in eval mode (best.pt, else last.pt), with ``SSD.postprocess``."""
 
     def __init__(self, run_dir: Path, *, score_threshold: float, nms_iou: float, top_k: int):
-        import torch
-
         from curate.evaluate import load_run
-        from trainer.data import NORMALISE_MEAN, NORMALISE_STD
 
         self.checkpoint = _checkpoint(Path(run_dir))
         self.model, recipe, self.classes = load_run(Path(run_dir))
         self.spec = InputSpec(tuple(recipe.model.image_size), recipe.model.resize_mode)
         self.score_threshold, self.nms_iou, self.top_k = score_threshold, nms_iou, top_k
-        self.mean = torch.tensor(NORMALISE_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(NORMALISE_STD).view(1, 3, 1, 1)
 
     def detect(self, image: np.ndarray) -> Detections:
         import torch
 
+        from trainer.data import normalise
+
         with torch.no_grad():
-            pixels = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0 - self.mean) / self.std
-            cls_logits, loc = self.model(pixels)
+            cls_logits, loc = self.model(normalise(image[None]))
             found = self.model.postprocess(cls_logits, loc, self.score_threshold, self.nms_iou, self.top_k)[0]
         return Detections(found["boxes"].numpy(), found["scores"].numpy(), found["labels"].numpy() - 1)
 

@@ -53,7 +53,6 @@ def view_url(base_url: str, dataset: str, slug: str | None = None) -> str:
     url = f"{base_url}/datasets/{urllib.parse.quote(dataset, safe='')}"
     return f"{url}?view={urllib.parse.quote(slug, safe='')}" if slug else url
 
-REVIEW_EXTRA_PREFIXES = ("clean-", "hard-negatives")  # curate/evaluate_views.py, curate/negatives.py
 
 
 def failure_views(dataset, eval_key: str) -> list[SavedView]:
@@ -61,9 +60,12 @@ def failure_views(dataset, eval_key: str) -> list[SavedView]:
     (``clean-*``, ``hard-negatives``), with their sample counts, in saved order."""
     import fiftyone.core.utils as fou
 
+    from curate.evaluate_views import CLEAN_VIEW_PREFIX
+    from curate.negatives import VIEW as HARD_NEGATIVES
+
     saved = dataset.list_saved_views()
     names = [n for n in saved if n.startswith(f"{eval_key}-")]
-    names += [n for n in saved if n.startswith(REVIEW_EXTRA_PREFIXES) and n not in names]
+    names += [n for n in saved if n.startswith((CLEAN_VIEW_PREFIX, HARD_NEGATIVES)) and n not in names]
     return [SavedView(n, fou.to_slug(n), len(dataset.load_saved_view(n))) for n in names]
 
 

@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from factories import train_tiny_run
 
 from curate.db_private import free_port
 
@@ -41,10 +42,7 @@ def build_evaluated(root: Path) -> Evaluated:
 
     from curate.evaluate import evaluate_dataset
     from curate.ingest import import_path
-    from curate.manifest import write_manifest
-    from curate.recipe import Recipe, recipe_from_dict, recipe_to_dict
     from curate.synth import write_voc_folder
-    from trainer.run import run_training
 
     start = time.perf_counter()
     if fo.dataset_exists(DATASET):
@@ -52,15 +50,7 @@ def build_evaluated(root: Path) -> Evaluated:
     folder = write_voc_folder(root / "voc", IMAGES, width=96, height=96, min_boxes=1, max_boxes=3)
     import_path(folder, dataset_name=DATASET, find_duplicates=False, progress=False)
     dataset = fo.load_dataset(DATASET)
-    classes = sorted(dataset.distinct("ground_truth.detections.label"))
-    manifest = write_manifest(dataset, root / "m.jsonl", splits={"train": "train", "val": "val"},
-                              classes=classes).path
-    data = recipe_to_dict(Recipe())
-    data["model"].update(backbone="tiny", image_size=[64, 64])
-    data["augment"]["preset"] = "none"
-    data["train"].update(epochs=EPOCHS, batch_size=8, workers=0, lr=0.05, val_every=4)
-    run_dir = root / "run"
-    run_training(recipe_from_dict(data), manifest, run_dir, progress=False)
+    run_dir = train_tiny_run(dataset, root, epochs=EPOCHS, val_every=4)
     report = evaluate_dataset(dataset, run_dir, split="val", score_threshold=0.05)
     _built[DATASET] = Evaluated(DATASET, run_dir, report, time.perf_counter() - start)
     return _built[DATASET]

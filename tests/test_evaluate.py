@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import fiftyone as fo
 import pytest
+from factories import train_tiny_run
 
 from curate import schema
 from curate.evaluate import PREDICTIONS, evaluate_dataset
 from curate.ingest import import_path
-from curate.manifest import write_manifest
-from curate.recipe import Recipe, recipe_from_dict, recipe_to_dict
 from curate.synth import write_voc_folder
-from trainer.run import run_training
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +21,7 @@ def trained(tmp_path_factory):
     import_path(write_voc_folder(root / "voc", 20, width=96, height=96, min_boxes=1, max_boxes=2),
                 dataset_name=name, find_duplicates=False, progress=False)
     dataset = fo.load_dataset(name)
-    classes = sorted(dataset.distinct("ground_truth.detections.label"))
-    manifest = write_manifest(dataset, root / "m.jsonl", splits={"train": "train", "val": "val"},
-                              classes=classes).path
-    data = recipe_to_dict(Recipe())
-    data["model"].update(backbone="tiny", image_size=[64, 64])
-    data["augment"]["preset"] = "none"
-    data["train"].update(epochs=8, batch_size=8, workers=0, lr=0.05, val_every=8)
-    run_training(recipe_from_dict(data), manifest, root / "run", progress=False)
-    yield dataset, root / "run"
+    yield dataset, train_tiny_run(dataset, root, epochs=8, val_every=8)
     fo.delete_dataset(name)
 
 

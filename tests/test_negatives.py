@@ -7,15 +7,13 @@ import shutil
 import fiftyone as fo
 import numpy as np
 import pytest
+from factories import train_tiny_run
 from PIL import Image
 
 from curate import schema
 from curate.ingest import import_folder, import_path
-from curate.manifest import write_manifest
 from curate.negatives import SCORE_FIELD, TAG_HARD_NEGATIVE, VIEW, mine_hard_negatives, undo_mining
-from curate.recipe import Recipe, recipe_from_dict, recipe_to_dict
 from curate.synth import write_voc_folder
-from trainer.run import run_training
 
 HARD, EASY = 4, 4
 
@@ -29,14 +27,7 @@ def mined_setup(tmp_path_factory):
     voc = write_voc_folder(root / "voc", 24, width=96, height=96, min_boxes=1, max_boxes=2)
     import_path(voc, dataset_name=name, find_duplicates=False, progress=False)
     dataset = fo.load_dataset(name)
-    classes = sorted(dataset.distinct("ground_truth.detections.label"))
-    manifest = write_manifest(dataset, root / "m.jsonl", splits={"train": "train", "val": "val"},
-                              classes=classes).path
-    data = recipe_to_dict(Recipe())
-    data["model"].update(backbone="tiny", image_size=[64, 64])
-    data["augment"]["preset"] = "none"
-    data["train"].update(epochs=25, batch_size=8, workers=0, lr=0.05, val_every=25)
-    run_training(recipe_from_dict(data), manifest, root / "run", progress=False)
+    run = train_tiny_run(dataset, root, epochs=25, val_every=25)
     # the pool: unannotated copies of training images (the model fires there) and flat grey images
     background = root / "background"
     background.mkdir()
@@ -47,7 +38,7 @@ def mined_setup(tmp_path_factory):
         Image.fromarray(np.full((96, 96, 3), 90 + 20 * i, np.uint8)).save(background / f"easy-{i}.jpg")
     import_folder(background, dataset_name=name, fmt="labelimg", source="negatives",
                   progress=False)
-    yield dataset, root / "run"
+    yield dataset, run
     fo.delete_dataset(name)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from factories import keep_database_up
 
 from curate.errors import CurateError
 from curate.fingerprint import changed_settings, folder_listing
@@ -44,14 +45,6 @@ def write_recipe(tmp: Path, dataset: str, data: Path, **sections) -> Path:
     path = tmp / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
-
-
-def keep_database_up() -> None:
-    """Connect this process before a `curate` child does, so the embedded mongod outlives the child
-    (FiftyOne stops it when its last client exits) and this process reads the same server."""
-    import fiftyone as fo
-
-    fo.list_datasets()
 
 
 @pytest.fixture

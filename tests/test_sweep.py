@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from factories import keep_database_up
 
 from curate.errors import CurateError
 from curate.recipe import RecipeError, load_recipe
@@ -28,14 +29,6 @@ def write_recipe(tmp: Path, dataset: str, data: Path, *, fit: bool = False) -> P
     path = tmp / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
-
-
-def keep_database_up() -> None:
-    """Connect this process before a `curate` child does, so the embedded mongod outlives the child
-    (FiftyOne stops it when its last client exits) and this process reads the same server."""
-    import fiftyone as fo
-
-    fo.list_datasets()
 
 
 def test_parse_set_reads_yaml_values_and_keeps_bracketed_commas():

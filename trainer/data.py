@@ -66,14 +66,19 @@ def load_rgb(path: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+def normalise(images: np.ndarray) -> torch.Tensor:
+    """uint8 RGB, one image ``[H, W, 3]`` or a batch ``[N, H, W, 3]`` -> float ``[3, H, W]`` / ``[N, 3, H, W]``
+    in [0, 1] normalised with :data:`NORMALISE_MEAN` / :data:`NORMALISE_STD`: what every model here takes."""
+    tensor = torch.from_numpy(np.require(images, requirements=["C", "W"])).movedim(-1, -3).float() / 255.0
+    return (tensor - torch.tensor(NORMALISE_MEAN).view(3, 1, 1)) / torch.tensor(NORMALISE_STD).view(3, 1, 1)
+
+
 class ManifestDataset(Dataset):
     def __init__(self, records: list[dict], classes: list[str], pipeline):
         self.records = records
         self.classes = list(classes)
         self.class_index = {name: i + 1 for i, name in enumerate(classes)}  # 0 is background
         self.pipeline = pipeline
-        self.mean = torch.tensor(NORMALISE_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(NORMALISE_STD).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -85,10 +90,9 @@ class ManifestDataset(Dataset):
         out = self.pipeline(image=image, bboxes=np.array(record["boxes"], dtype=np.float32).reshape(-1, 4),
                             labels=labels)
         height, width = out["image"].shape[:2]
-        tensor = torch.from_numpy(np.require(out["image"], requirements=["C", "W"])).permute(2, 0, 1).float() / 255.0
         boxes = torch.tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4))
         boxes /= torch.tensor([width, height, width, height], dtype=torch.float32)
-        return ((tensor - self.mean) / self.std, boxes,
+        return (normalise(out["image"]), boxes,
                 torch.as_tensor(np.asarray(out["labels"], dtype=np.int64)), index)
 
 
